@@ -1,0 +1,94 @@
+//! Tower layers that turn any hyper, axum or tonic service into an OAuth 2.0 account-linking
+//! bridge between Amazon Alexa and authorization servers that don't speak plain OAuth, such as
+//! Salesforce.
+//!
+//! Alexa links accounts with the authorization code grant: it POSTs the code (later the refresh
+//! token) to the skill's *access token URI* and expects RFC 6749 JSON with an integer
+//! `expires_in`. Salesforce wants a properly encoded form, answers without `expires_in`, and
+//! returns an `instance_url` the skill needs but Alexa would drop. This crate sits between them:
+//!
+//! - [`NormalizeTokenRequestLayer`] parses what Alexa sends (form or JSON, with or without
+//!   Content-Type, credentials in Basic or the body) and gives the upstream a clean form;
+//! - [`RewriteTokenResponseLayer`] turns the upstream's answer into the JSON Alexa needs
+//!   (`expires_in` injected, `instance_url` packed into the access token, the refresh token
+//!   echoed, errors normalized to RFC 6749 §5.2, `Cache-Control: no-store`);
+//! - [`TokenExchangeLayer`] is both, configured from one [`Provider`] preset;
+//! - [`PackedToken::unpack`] is the exact inverse of the packing, for the skill.
+//!
+//! # Quick start
+//!
+//! An axum app whose `/token` route is an Alexa bridge in front of Salesforce. The route's
+//! handler stands for the upstream client (the crate's [`upstream`] module, feature `client`).
+//!
+//! ```
+//! use account_link_bridge::{PackedToken, Provider, TokenExchangeLayer};
+//! use axum::{body::Body, routing::post, Router};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // Stands for Salesforce: no expires_in, an instance_url.
+//! let salesforce = || async {
+//!     (
+//!         [("content-type", "application/json")],
+//!         r#"{"access_token":"00Dx0!AR8AQ","instance_url":"https://na1.salesforce.com","token_type":"Bearer"}"#,
+//!     )
+//! };
+//! let app = Router::new().route(
+//!     "/token",
+//!     post(salesforce).route_layer(TokenExchangeLayer::new(Provider::salesforce())),
+//! );
+//!
+//! // Alexa's JSON without a Content-Type:
+//! let request = http::Request::post("/token")
+//!     .body(Body::from(r#"{"grant_type":"authorization_code","code":"c","client_id":"alexa","client_secret":"s"}"#))
+//!     .unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(response.headers()["cache-control"], "no-store");
+//! let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+//! let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//! assert_eq!(answer["expires_in"], 5400);
+//!
+//! // In the skill, the exact inverse:
+//! let token = PackedToken::unpack(answer["access_token"].as_str().unwrap()).unwrap();
+//! assert_eq!(token.access_token(), "00Dx0!AR8AQ");
+//! assert_eq!(token.instance_url(), Some("https://na1.salesforce.com"));
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `client` | yes | [`upstream`]: the upstream client service (hyper-util pooled client, rustls, pinned URL, timeout, transport failures as RFC 6749 JSON) |
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![deny(unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod body;
+mod error;
+mod exchange;
+mod pack;
+mod provider;
+pub mod token_request;
+pub mod token_response;
+#[cfg(feature = "client")]
+pub mod upstream;
+
+pub use crate::body::{FullBody, ResponseBody};
+pub use crate::error::{ErrorCode, OAuthError};
+pub use crate::exchange::{TokenExchange, TokenExchangeLayer};
+pub use crate::pack::{PackError, PackFormat, PackedToken, UnpackError, FORMAT_VERSION};
+pub use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, Provider};
+pub use crate::token_request::{
+    BodyFormat, ClientAuth, CredentialSource, GrantType, NormalizeTokenRequest,
+    NormalizeTokenRequestLayer, TokenRequest,
+};
+pub use crate::token_response::{RewriteReport, RewriteTokenResponse, RewriteTokenResponseLayer};
+
+/// `application/json;charset=UTF-8`, the Content-Type of every JSON answer.
+pub(crate) fn json_content_type() -> http::HeaderValue {
+    http::HeaderValue::from_static("application/json;charset=UTF-8")
+}

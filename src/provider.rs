@@ -1,0 +1,398 @@
+//! Authorization servers' quirks, as data the layers read.
+//!
+//! A [`Provider`] says how to talk to one kind of upstream: where it wants client credentials,
+//! which grant types to let through, how long its access tokens live when it does not say,
+//! which answer fields to pack into the access token, and how it signals errors. The layers never
+//! test a provider's name; they read these settings.
+//!
+//! | preset | credentials | `expires_in` when absent | packed | notes |
+//! | --- | --- | --- | --- | --- |
+//! | [`Provider::salesforce`] | body | 5400 s | `instance_url` | no `expires_in`; refresh answers carry no `refresh_token` (echoed) |
+//! | [`Provider::generic`] | body | 3600 s | nothing | RFC 6749 as is; string `expires_in` and a missing `token_type` are normalized |
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::token_request::{ClientAuth, GrantType};
+use crate::{ErrorCode, PackFormat};
+
+/// The `expires_in` policy: what to answer when the upstream gives no lifetime, and an optional
+/// ceiling.
+///
+/// Alexa refreshes by `expires_in` and does not refresh without it, and access tokens must live
+/// at least 360 s; a lifetime below that is logged as a warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpiresIn {
+    default_secs: u64,
+    max_secs: Option<u64>,
+}
+
+impl ExpiresIn {
+    /// The shortest access-token lifetime Alexa accepts, in seconds.
+    pub const ALEXA_MINIMUM_SECS: u64 = 360;
+
+    /// Answer `secs` when the upstream gives no `expires_in` (or an unusable one).
+    pub const fn default_secs(secs: u64) -> Self {
+        ExpiresIn {
+            default_secs: secs,
+            max_secs: None,
+        }
+    }
+
+    /// Clamp any `expires_in` to at most `secs`.
+    pub const fn max_secs(mut self, secs: u64) -> Self {
+        self.max_secs = Some(secs);
+        self
+    }
+
+    /// The value used when the upstream gives none.
+    pub const fn default_value(&self) -> u64 {
+        self.default_secs
+    }
+
+    /// The ceiling, if any.
+    pub const fn max_value(&self) -> Option<u64> {
+        self.max_secs
+    }
+
+    /// The lifetime to answer for what the upstream said (`None` when it said nothing usable).
+    pub(crate) fn resolve(&self, upstream: Option<u64>) -> u64 {
+        let secs = upstream.unwrap_or(self.default_secs);
+        match self.max_secs {
+            Some(max) => secs.min(max),
+            None => secs,
+        }
+    }
+}
+
+/// How an upstream's answer body is encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AnswerFormat {
+    /// JSON only (RFC 6749 §5.1).
+    Json,
+    /// `application/x-www-form-urlencoded` only.
+    Form,
+    /// Either, by Content-Type, sniffing a body that starts with `{` as JSON.
+    #[default]
+    Either,
+}
+
+/// How an upstream signals an error inside an HTTP 2xx answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorMarker {
+    /// The named top-level field is present and not null (GitHub's `error`).
+    Field(Cow<'static, str>),
+    /// The value at a JSON pointer (RFC 6901) equals this value (Slack's `/ok` = `false`).
+    Equals {
+        /// The JSON pointer, e.g. `/ok`.
+        pointer: Cow<'static, str>,
+        /// The value that marks an error.
+        value: serde_json::Value,
+    },
+}
+
+/// What the request layer needs from a provider.
+#[derive(Clone)]
+pub(crate) struct RequestPolicy {
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) grant_types: Vec<GrantType>,
+    pub(crate) body_limit: usize,
+    pub(crate) extra_params: Vec<(String, String)>,
+    pub(crate) extra_headers: HeaderMap,
+}
+
+/// What the response layer needs from a provider.
+#[derive(Clone)]
+pub(crate) struct ResponsePolicy {
+    pub(crate) expires_in: ExpiresIn,
+    pub(crate) pack: PackFormat,
+    pub(crate) answer_format: AnswerFormat,
+    pub(crate) error_markers: Vec<ErrorMarker>,
+    pub(crate) error_codes: Vec<(Cow<'static, str>, ErrorCode)>,
+    pub(crate) body_limit: usize,
+    pub(crate) access_token_pointer: Option<Cow<'static, str>>,
+}
+
+/// An authorization server's quirks: a preset, or a custom provider built with the setters.
+///
+/// ```
+/// use account_link_bridge::{ClientAuth, ExpiresIn, Provider};
+///
+/// let provider = Provider::generic()
+///     .client_auth(ClientAuth::Basic)
+///     .expires_in(ExpiresIn::default_secs(7200))
+///     .pack_field("instance_url");
+/// assert_eq!(provider.name(), "generic");
+/// ```
+#[derive(Clone)]
+pub struct Provider {
+    name: Cow<'static, str>,
+    pub(crate) request: Arc<RequestPolicy>,
+    pub(crate) response: Arc<ResponsePolicy>,
+}
+
+impl Provider {
+    /// The default limit on the body Alexa sends: 16 KiB.
+    pub const DEFAULT_REQUEST_LIMIT: usize = 16 * 1024;
+    /// The default limit on the upstream's answer: 64 KiB.
+    pub const DEFAULT_ANSWER_LIMIT: usize = 64 * 1024;
+
+    /// RFC 6749 as is: body credentials, `authorization_code` and `refresh_token`, a default
+    /// `expires_in` of 3600 s when the upstream gives none, nothing packed; string `expires_in`
+    /// and a missing `token_type` are normalized, an `error` field in a 2xx answer is an error.
+    pub fn generic() -> Self {
+        Provider {
+            name: Cow::Borrowed("generic"),
+            request: Arc::new(RequestPolicy {
+                client_auth: ClientAuth::Body,
+                grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+                body_limit: Self::DEFAULT_REQUEST_LIMIT,
+                extra_params: Vec::new(),
+                extra_headers: HeaderMap::new(),
+            }),
+            response: Arc::new(ResponsePolicy {
+                expires_in: ExpiresIn::default_secs(3600),
+                pack: PackFormat::new(),
+                answer_format: AnswerFormat::Either,
+                error_markers: vec![ErrorMarker::Field(Cow::Borrowed("error"))],
+                error_codes: Vec::new(),
+                body_limit: Self::DEFAULT_ANSWER_LIMIT,
+                access_token_pointer: None,
+            }),
+        }
+    }
+
+    /// Salesforce (`/services/oauth2/token`).
+    ///
+    /// - Credentials go in the body: Salesforce documents `client_id`/`client_secret` as form
+    ///   parameters, and whether it accepts HTTP Basic is not documented.
+    /// - Its answers have no `expires_in` (the lifetime is the org's session timeout, 2 hours by
+    ///   default); the bridge answers 5400 s so Alexa refreshes before the session ends.
+    /// - `instance_url`, the host the skill must call, is packed into the access token.
+    /// - Refresh answers carry no `refresh_token` (unless rotation is on); the bridge echoes the
+    ///   one Alexa sent.
+    /// - Errors are RFC 6749 JSON with HTTP 400, e.g. `invalid_grant` "expired access/refresh
+    ///   token"; they pass through.
+    pub fn salesforce() -> Self {
+        Provider::generic()
+            .named("salesforce")
+            .expires_in(ExpiresIn::default_secs(5400))
+            .pack(PackFormat::salesforce())
+            .answer_format(AnswerFormat::Json)
+    }
+
+    /// The preset with this name (`salesforce`, `generic`), for command lines.
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "salesforce" => Some(Provider::salesforce()),
+            "generic" => Some(Provider::generic()),
+            _ => None,
+        }
+    }
+
+    /// The provider's name, for logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renames the provider (a custom provider built from a preset).
+    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    fn request_mut(&mut self) -> &mut RequestPolicy {
+        Arc::make_mut(&mut self.request)
+    }
+
+    fn response_mut(&mut self) -> &mut ResponsePolicy {
+        Arc::make_mut(&mut self.response)
+    }
+
+    /// Where the upstream wants client credentials.
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.request_mut().client_auth = auth;
+        self
+    }
+
+    /// The grant types let through; others get `unsupported_grant_type`.
+    pub fn grant_types(mut self, grant_types: impl IntoIterator<Item = GrantType>) -> Self {
+        self.request_mut().grant_types = grant_types.into_iter().collect();
+        self
+    }
+
+    /// The largest body accepted from Alexa, in bytes (larger: 413).
+    pub fn request_body_limit(mut self, limit: usize) -> Self {
+        self.request_mut().body_limit = limit;
+        self
+    }
+
+    /// A parameter added to every upstream token request (unless Alexa sent it).
+    pub fn extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.request_mut()
+            .extra_params
+            .push((name.into(), value.into()));
+        self
+    }
+
+    /// A header set on every upstream token request.
+    pub fn extra_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.request_mut().extra_headers.insert(name, value);
+        self
+    }
+
+    /// The `expires_in` policy.
+    pub fn expires_in(mut self, expires_in: ExpiresIn) -> Self {
+        if expires_in.default_secs < ExpiresIn::ALEXA_MINIMUM_SECS {
+            tracing::warn!(
+                default_secs = expires_in.default_secs,
+                "the default expires_in is below the 360 s Alexa requires"
+            );
+        }
+        self.response_mut().expires_in = expires_in;
+        self
+    }
+
+    /// The packing of answer fields into the access token.
+    pub fn pack(mut self, format: PackFormat) -> Self {
+        self.response_mut().pack = format;
+        self
+    }
+
+    /// Packs one more answer field into the access token (default separator: a space).
+    pub fn pack_field(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        let response = self.response_mut();
+        response.pack = std::mem::take(&mut response.pack).field(name);
+        self
+    }
+
+    /// How the upstream encodes its answers.
+    pub fn answer_format(mut self, format: AnswerFormat) -> Self {
+        self.response_mut().answer_format = format;
+        self
+    }
+
+    /// Adds a way the upstream marks an error inside a 2xx answer.
+    pub fn error_marker(mut self, marker: ErrorMarker) -> Self {
+        self.response_mut().error_markers.push(marker);
+        self
+    }
+
+    /// Maps an upstream error code to an RFC 6749 one (e.g. GitHub's `bad_verification_code`
+    /// to `invalid_grant`). Unmapped codes pass through as they are.
+    pub fn map_error_code(
+        mut self,
+        upstream: impl Into<Cow<'static, str>>,
+        code: ErrorCode,
+    ) -> Self {
+        self.response_mut()
+            .error_codes
+            .push((upstream.into(), code));
+        self
+    }
+
+    /// The largest upstream answer read, in bytes (larger: 502).
+    pub fn answer_body_limit(mut self, limit: usize) -> Self {
+        self.response_mut().body_limit = limit;
+        self
+    }
+
+    /// Where to find the access token when the answer has none at the top level: a JSON
+    /// pointer such as `/authed_user/access_token` (Slack's user token).
+    pub fn access_token_pointer(mut self, pointer: impl Into<Cow<'static, str>>) -> Self {
+        self.response_mut().access_token_pointer = Some(pointer.into());
+        self
+    }
+
+    /// The `expires_in` policy in force.
+    pub fn expires_in_policy(&self) -> ExpiresIn {
+        self.response.expires_in
+    }
+
+    /// The client-credential placement in force.
+    pub fn client_auth_policy(&self) -> ClientAuth {
+        self.request.client_auth
+    }
+
+    /// The pack format in force.
+    pub fn pack_format(&self) -> &PackFormat {
+        &self.response.pack
+    }
+}
+
+impl Default for Provider {
+    fn default() -> Self {
+        Provider::generic()
+    }
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let request = &*self.request;
+        let response = &*self.response;
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("client_auth", &request.client_auth)
+            .field("grant_types", &request.grant_types)
+            .field("request_body_limit", &request.body_limit)
+            .field(
+                "extra_params",
+                &request
+                    .extra_params
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "extra_headers",
+                &request.extra_headers.keys().collect::<Vec<_>>(),
+            )
+            .field("expires_in", &response.expires_in)
+            .field("pack", &response.pack)
+            .field("answer_format", &response.answer_format)
+            .field("error_markers", &response.error_markers)
+            .field("answer_body_limit", &response.body_limit)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salesforce_preset_packs_instance_url_and_defaults_to_5400() {
+        let p = Provider::salesforce();
+        assert_eq!(p.expires_in_policy().default_value(), 5400);
+        assert_eq!(
+            p.pack_format().fields().collect::<Vec<_>>(),
+            ["instance_url"]
+        );
+        assert_eq!(p.client_auth_policy(), ClientAuth::Body);
+    }
+
+    #[test]
+    fn expires_in_clamps_to_the_maximum() {
+        let e = ExpiresIn::default_secs(5400).max_secs(3600);
+        assert_eq!(e.resolve(None), 3600);
+        assert_eq!(e.resolve(Some(100)), 100);
+        assert_eq!(ExpiresIn::default_secs(5400).resolve(Some(86400)), 86400);
+    }
+
+    #[test]
+    fn setters_do_not_change_shared_clones() {
+        let a = Provider::generic();
+        let b = a.clone().client_auth(ClientAuth::Basic);
+        assert_eq!(a.client_auth_policy(), ClientAuth::Body);
+        assert_eq!(b.client_auth_policy(), ClientAuth::Basic);
+    }
+
+    #[test]
+    fn debug_does_not_show_extra_parameter_values() {
+        let p = Provider::generic().extra_param("client_assertion", "secret-value");
+        assert!(!format!("{p:?}").contains("secret-value"));
+    }
+}

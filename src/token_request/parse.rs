@@ -1,0 +1,1008 @@
+//! The typed token request, parsed strictly from what Alexa may send, and encoded as a form.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::OAuthError;
+
+/// The most parameters a token request may carry. Alexa sends at most seven; the bound keeps the
+/// duplicate check cheap on hostile bodies.
+const MAX_PARAMS: usize = 64;
+
+/// An OAuth 2.0 grant type (RFC 6749 §4).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum GrantType {
+    /// `authorization_code`: Alexa exchanges the code from the authorization redirect.
+    AuthorizationCode,
+    /// `refresh_token`: Alexa renews an expired access token.
+    RefreshToken,
+    /// Any other grant type, by name.
+    Other(Cow<'static, str>),
+}
+
+impl GrantType {
+    /// Parses a `grant_type` value.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "authorization_code" => GrantType::AuthorizationCode,
+            "refresh_token" => GrantType::RefreshToken,
+            other => GrantType::Other(Cow::Owned(other.to_owned())),
+        }
+    }
+
+    /// The `grant_type` value.
+    pub fn as_str(&self) -> &str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Debug for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the bridge puts the client credentials on the request to the upstream
+/// (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` as form parameters (Salesforce's documented way).
+    #[default]
+    Body,
+    /// `Authorization: Basic base64(form(client_id):form(client_secret))`.
+    Basic,
+}
+
+/// Where Alexa put the client credentials (the skill's "Client Authentication Scheme").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// In an HTTP Basic `Authorization` header ("HTTP Basic").
+    Basic,
+    /// As `client_id`/`client_secret` body parameters ("Credentials in request body").
+    Body,
+    /// No credentials at all.
+    None,
+}
+
+/// The encoding of the body Alexa sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded`, declared or sniffed.
+    Form,
+    /// `application/json`, declared or sniffed.
+    Json,
+}
+
+/// A token request as Alexa sent it, parsed strictly.
+///
+/// Parameters keep their order. Parameters sent with an empty value are treated as omitted
+/// (RFC 6749 §3.1). Its `Debug` output shows parameter names and redacts every value that could
+/// be a secret (codes, tokens, secrets, verifiers, and any parameter not known to be harmless).
+///
+/// ```
+/// use account_link_bridge::{GrantType, TokenRequest};
+/// use http::HeaderMap;
+///
+/// // Alexa's JSON without a Content-Type, as the Salesforce bridge's author reported it:
+/// let body = br#"{"grant_type":"authorization_code","code":"abc","client_id":"alexa","client_secret":"s3cret"}"#;
+/// let request = TokenRequest::parse(&HeaderMap::new(), body).unwrap();
+/// assert_eq!(request.grant_type(), &GrantType::AuthorizationCode);
+/// assert_eq!(request.code(), Some("abc"));
+/// assert_eq!(request.client_id(), Some("alexa"));
+/// assert!(!format!("{request:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
+pub struct TokenRequest {
+    grant_type: GrantType,
+    params: Vec<(String, String)>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    credentials: CredentialSource,
+    format: BodyFormat,
+}
+
+/// Parameter names whose values are never secrets, shown by `Debug`.
+const HARMLESS: &[&str] = &[
+    "grant_type",
+    "redirect_uri",
+    "scope",
+    "client_id",
+    "response_type",
+    "code_challenge_method",
+];
+
+impl TokenRequest {
+    /// Parses a token request from its headers and body, allowing the `authorization_code` and
+    /// `refresh_token` grants.
+    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
+        Self::parse_with(
+            headers,
+            body,
+            &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+        )
+    }
+
+    /// Parses a token request, allowing the given grant types.
+    ///
+    /// Refuses, with the RFC 6749 error Alexa should hear: media types other than form and JSON
+    /// (400 `invalid_request`), invalid UTF-8 or percent-encoding, JSON values that are not
+    /// strings, duplicate or control-character parameters (400 `invalid_request`), a missing
+    /// `grant_type` (400 `invalid_request`) or one not allowed (400 `unsupported_grant_type`),
+    /// a missing `code` or `refresh_token`, credentials both in Basic and in the body
+    /// (400 `invalid_request`), and a malformed Basic header (401 `invalid_client`).
+    pub fn parse_with(
+        headers: &HeaderMap,
+        body: &[u8],
+        allowed: &[GrantType],
+    ) -> Result<TokenRequest, OAuthError> {
+        let format = body_format(headers, body)?;
+        let mut params = match format {
+            BodyFormat::Form => parse_form(body)?,
+            BodyFormat::Json => parse_json(body)?,
+        };
+        for (name, value) in &params {
+            check_param(name, value)?;
+        }
+        for (i, (name, _)) in params.iter().enumerate() {
+            if params[..i].iter().any(|(n, _)| n == name) {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {} is repeated",
+                    printable_name(name)
+                )));
+            }
+        }
+        // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+        params.retain(|(_, value)| !value.is_empty());
+
+        let mut take = |name: &str| {
+            params
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| params.remove(i).1)
+        };
+        let body_id = take("client_id");
+        let body_secret = take("client_secret");
+        let basic = basic_credentials(headers)?;
+        let (client_id, client_secret, credentials) = match basic {
+            Some((id, secret)) => {
+                if body_secret.is_some() {
+                    return Err(OAuthError::invalid_request(
+                        "client credentials were sent both in the Authorization header and in the body",
+                    ));
+                }
+                if body_id.as_deref().is_some_and(|b| b != id) {
+                    return Err(OAuthError::invalid_request(
+                        "client_id in the body differs from the one in the Authorization header",
+                    ));
+                }
+                (Some(id), Some(secret), CredentialSource::Basic)
+            }
+            None if body_id.is_some() || body_secret.is_some() => {
+                (body_id, body_secret, CredentialSource::Body)
+            }
+            None => (None, None, CredentialSource::None),
+        };
+
+        let grant_type = match params.iter().find(|(n, _)| n == "grant_type") {
+            None => return Err(OAuthError::invalid_request("grant_type is missing")),
+            Some((_, value)) => GrantType::from_name(value),
+        };
+        if !allowed.contains(&grant_type) {
+            return Err(OAuthError::unsupported_grant_type(format!(
+                "grant_type {} is not supported",
+                printable_name(grant_type.as_str())
+            )));
+        }
+        let required = match grant_type {
+            GrantType::AuthorizationCode => Some("code"),
+            GrantType::RefreshToken => Some("refresh_token"),
+            GrantType::Other(_) => None,
+        };
+        if let Some(required) = required {
+            if !params.iter().any(|(n, _)| n == required) {
+                return Err(OAuthError::invalid_request(format!(
+                    "{required} is missing"
+                )));
+            }
+        }
+        Ok(TokenRequest {
+            grant_type,
+            params,
+            client_id,
+            client_secret,
+            credentials,
+            format,
+        })
+    }
+
+    /// The grant type.
+    pub fn grant_type(&self) -> &GrantType {
+        &self.grant_type
+    }
+
+    /// A parameter's value, `None` when absent. Client credentials are not parameters: see
+    /// [`TokenRequest::client_id`] and [`TokenRequest::client_secret`].
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All parameters in the order Alexa sent them, credentials excluded.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The authorization code (`authorization_code` grant).
+    pub fn code(&self) -> Option<&str> {
+        self.param("code")
+    }
+
+    /// The refresh token (`refresh_token` grant).
+    pub fn refresh_token(&self) -> Option<&str> {
+        self.param("refresh_token")
+    }
+
+    /// The `redirect_uri` Alexa sent.
+    pub fn redirect_uri(&self) -> Option<&str> {
+        self.param("redirect_uri")
+    }
+
+    /// The client id, from Basic or the body.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The client secret, from Basic or the body.
+    pub fn client_secret(&self) -> Option<&str> {
+        self.client_secret.as_deref()
+    }
+
+    /// Where Alexa put the client credentials.
+    pub fn credential_source(&self) -> CredentialSource {
+        self.credentials
+    }
+
+    /// The encoding of the body Alexa sent.
+    pub fn body_format(&self) -> BodyFormat {
+        self.format
+    }
+
+    /// Sets a parameter: replaces its value if present, appends it otherwise.
+    pub fn set_param(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        let value = value.into();
+        match self.params.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => self.params.push((name, value)),
+        }
+    }
+
+    /// Removes a parameter, returning its value.
+    pub fn remove_param(&mut self, name: &str) -> Option<String> {
+        let i = self.params.iter().position(|(n, _)| n == name)?;
+        Some(self.params.remove(i).1)
+    }
+
+    /// The values a description or log line must never show: code, refresh token, client
+    /// secret, code verifier.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.params
+            .iter()
+            .filter(|(n, _)| !HARMLESS.contains(&n.as_str()))
+            .map(|(_, v)| v.as_str())
+            .chain(self.client_secret.as_deref())
+    }
+
+    /// Encodes the request as the `application/x-www-form-urlencoded` body the upstream wants
+    /// (RFC 6749 Appendix B), with the credentials placed as `auth` says, followed by `extra`
+    /// parameters not already present. Returns the body and, for [`ClientAuth::Basic`], the
+    /// `Authorization` header value.
+    pub fn to_form(
+        &self,
+        auth: ClientAuth,
+        extra: &[(String, String)],
+    ) -> (Bytes, Option<HeaderValue>) {
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(self.params.len() + 2 + extra.len());
+        pairs.extend(self.params());
+        for (name, value) in extra {
+            if self.param(name).is_none() {
+                pairs.push((name, value));
+            }
+        }
+        let mut authorization = None;
+        match auth {
+            ClientAuth::Body => {
+                pairs.extend(self.client_id.as_deref().map(|v| ("client_id", v)));
+                pairs.extend(self.client_secret.as_deref().map(|v| ("client_secret", v)));
+            }
+            ClientAuth::Basic => {
+                if let Some(id) = &self.client_id {
+                    authorization = Some(basic_header(id, self.client_secret.as_deref()));
+                }
+            }
+        }
+        let body = serde_urlencoded::to_string(&pairs)
+            .expect("encoding string pairs as a form cannot fail");
+        (Bytes::from(body), authorization)
+    }
+}
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Params<'a>(&'a [(String, String)]);
+        impl fmt::Debug for Params<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map()
+                    .entries(self.0.iter().map(|(n, v)| {
+                        let shown = if HARMLESS.contains(&n.as_str()) {
+                            v.as_str()
+                        } else {
+                            "[redacted]"
+                        };
+                        (n, shown)
+                    }))
+                    .finish()
+            }
+        }
+        f.debug_struct("TokenRequest")
+            .field("grant_type", &self.grant_type)
+            .field("params", &Params(&self.params))
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("credentials", &self.credentials)
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// `Basic base64(form(id):form(secret))`, RFC 6749 §2.3.1.
+fn basic_header(id: &str, secret: Option<&str>) -> HeaderValue {
+    let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    let secret: String = form_urlencoded::byte_serialize(secret.unwrap_or("").as_bytes()).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    let mut value =
+        HeaderValue::try_from(format!("Basic {encoded}")).expect("base64 is a valid header value");
+    value.set_sensitive(true);
+    value
+}
+
+/// Decides the body's encoding from Content-Type, sniffing when it is missing.
+fn body_format(headers: &HeaderMap, body: &[u8]) -> Result<BodyFormat, OAuthError> {
+    let mut values = headers.get_all(CONTENT_TYPE).iter();
+    let Some(value) = values.next() else {
+        // No Content-Type: Alexa has been seen sending JSON without one. JSON when the body
+        // starts with `{`, a form otherwise.
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        return Ok(if first == Some(&b'{') {
+            BodyFormat::Json
+        } else {
+            BodyFormat::Form
+        });
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "the request has more than one Content-Type",
+        ));
+    }
+    let media_type = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .unwrap_or("");
+    if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(BodyFormat::Form)
+    } else if media_type.eq_ignore_ascii_case("application/json") {
+        Ok(BodyFormat::Json)
+    } else {
+        Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded or application/json",
+        ))
+    }
+}
+
+/// Parses a form body strictly: invalid percent-encoding or UTF-8 is refused, not replaced.
+fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+    let mut params = Vec::new();
+    for pair in body.split(|b| *b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        if params.len() == MAX_PARAMS {
+            return Err(too_many_params());
+        }
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        let name = form_decode(name).ok_or_else(|| {
+            OAuthError::invalid_request("the form body is not valid UTF-8 form encoding")
+        })?;
+        let value = form_decode(value).ok_or_else(|| {
+            OAuthError::invalid_request(format!(
+                "parameter {} is not valid UTF-8 form encoding",
+                printable_name(&name)
+            ))
+        })?;
+        if name.is_empty() {
+            return Err(OAuthError::invalid_request("a form parameter has no name"));
+        }
+        params.push((name, value));
+    }
+    Ok(params)
+}
+
+fn too_many_params() -> OAuthError {
+    OAuthError::invalid_request(format!("more than {MAX_PARAMS} parameters"))
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component: `+` is a space, `%XX` a byte, and
+/// the result must be UTF-8. `None` on a malformed escape or invalid UTF-8.
+pub(crate) fn form_decode(input: &[u8]) -> Option<String> {
+    if !input.iter().any(|b| matches!(b, b'%' | b'+')) {
+        return std::str::from_utf8(input).ok().map(str::to_owned);
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = hex(*input.get(i + 1)?)?;
+                let lo = hex(*input.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Parses a JSON object of string values, keeping order and duplicates (refused later).
+fn parse_json(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let params = match de.deserialize_map(ParamsVisitor) {
+        Ok(Ok(params)) => params,
+        Ok(Err(error)) => return Err(error),
+        Err(_) => {
+            return Err(OAuthError::invalid_request(
+                "the JSON body is not a valid JSON object",
+            ))
+        }
+    };
+    if de.end().is_err() {
+        return Err(OAuthError::invalid_request(
+            "the JSON body has data after the object",
+        ));
+    }
+    Ok(params)
+}
+
+struct ParamsVisitor;
+
+impl<'de> Visitor<'de> for ParamsVisitor {
+    type Value = Result<Vec<(String, String)>, OAuthError>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of string values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut params = Vec::new();
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            if params.len() == MAX_PARAMS {
+                // Drain nothing more: the answer is already decided.
+                return Ok(Err(too_many_params()));
+            }
+            match map.next_value::<StringValue>()?.0 {
+                Ok(value) => params.push((name.into_owned(), value)),
+                Err(kind) => {
+                    // Finish reading so that the error is about the type, not the syntax.
+                    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                    return Ok(Err(OAuthError::invalid_request(format!(
+                        "parameter {} must be a string, not {kind}",
+                        printable_name(&name)
+                    ))));
+                }
+            }
+        }
+        Ok(Ok(params))
+    }
+}
+
+/// A JSON value that is a string, or the name of the type it was instead.
+struct StringValue(Result<String, &'static str>);
+
+impl<'de> de::Deserialize<'de> for StringValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StringValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<StringValue, E> {
+                Ok(StringValue(Ok(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<StringValue, E> {
+                Ok(StringValue(Ok(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<StringValue, E> {
+                Ok(StringValue(Err("a boolean")))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<StringValue, E> {
+                Ok(StringValue(Err("a number")))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<StringValue, E> {
+                Ok(StringValue(Err("a number")))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<StringValue, E> {
+                Ok(StringValue(Err("a number")))
+            }
+            fn visit_unit<E>(self) -> Result<StringValue, E> {
+                Ok(StringValue(Err("null")))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<StringValue, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(StringValue(Err("an array")))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringValue, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(StringValue(Err("an object")))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// Refuses control characters anywhere, and non-VSCHAR in the values RFC 6749 Appendix A
+/// restricts to `%x20-7E` (code, refresh token, client credentials).
+fn check_param(name: &str, value: &str) -> Result<(), OAuthError> {
+    if name.chars().chain(value.chars()).any(char::is_control) {
+        return Err(OAuthError::invalid_request(format!(
+            "parameter {} contains a control character",
+            printable_name(name)
+        )));
+    }
+    let vschar_only = matches!(
+        name,
+        "code" | "refresh_token" | "client_id" | "client_secret" | "grant_type" | "code_verifier"
+    );
+    if vschar_only && !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(OAuthError::invalid_request(format!(
+            "parameter {name} has characters outside %x20-7E (RFC 6749 Appendix A)"
+        )));
+    }
+    Ok(())
+}
+
+/// A parameter name safe to put in an error description: names are not secrets, but a hostile
+/// client could send anything as a name, so only short plain names are echoed.
+fn printable_name(name: &str) -> Cow<'_, str> {
+    if name.len() <= 40
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Borrowed("(unprintable name)")
+    }
+}
+
+/// Reads `Authorization: Basic`, form-decoding id and secret (RFC 6749 §2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "the request has more than one Authorization header",
+        ));
+    }
+    let malformed =
+        || OAuthError::invalid_client("the Authorization header is not valid HTTP Basic");
+    let value = value.to_str().map_err(|_| malformed())?.trim();
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client(
+            "only HTTP Basic client authentication is accepted",
+        ));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| malformed())?;
+    let decoded = std::str::from_utf8(&decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let id = form_decode(id.as_bytes()).ok_or_else(malformed)?;
+    let secret = form_decode(secret.as_bytes()).ok_or_else(malformed)?;
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    for (name, value) in [("client_id", &id), ("client_secret", &secret)] {
+        if !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            return Err(OAuthError::invalid_client(format!(
+                "the Basic {name} has characters outside %x20-7E"
+            )));
+        }
+    }
+    Ok(Some((id, secret)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+    use http::StatusCode;
+    use proptest::prelude::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn form() -> HeaderMap {
+        headers(&[("content-type", "application/x-www-form-urlencoded")])
+    }
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    }
+
+    fn refused(h: &HeaderMap, body: &str) -> OAuthError {
+        TokenRequest::parse(h, body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn alexas_observed_form_parses() {
+        let body = "grant_type=authorization_code&code=SplxlOBeZQQYbYS6WxSbIA&redirect_uri=https%3A%2F%2Flayla.amazon.com%2Fapi%2Fskill%2Flink%2FM3BVP74N95SP1F&client_id=alexa&client_secret=alexa";
+        let r = TokenRequest::parse(&form(), body.as_bytes()).unwrap();
+        assert_eq!(r.grant_type(), &GrantType::AuthorizationCode);
+        assert_eq!(r.code(), Some("SplxlOBeZQQYbYS6WxSbIA"));
+        assert_eq!(
+            r.redirect_uri(),
+            Some("https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F")
+        );
+        assert_eq!(r.client_secret(), Some("alexa"));
+        assert_eq!(r.credential_source(), CredentialSource::Body);
+        assert_eq!(r.body_format(), BodyFormat::Form);
+    }
+
+    #[test]
+    fn json_body_without_content_type_is_sniffed() {
+        let r = TokenRequest::parse(
+            &HeaderMap::new(),
+            b"  {\"grant_type\":\"refresh_token\",\"refresh_token\":\"r1\"}",
+        )
+        .unwrap();
+        assert_eq!(r.body_format(), BodyFormat::Json);
+        assert_eq!(r.refresh_token(), Some("r1"));
+    }
+
+    #[test]
+    fn form_without_content_type_is_sniffed() {
+        let r = TokenRequest::parse(
+            &HeaderMap::new(),
+            b"grant_type=refresh_token&refresh_token=r",
+        )
+        .unwrap();
+        assert_eq!(r.body_format(), BodyFormat::Form);
+    }
+
+    #[test]
+    fn content_type_parameters_and_case_are_accepted() {
+        let h = headers(&[(
+            "content-type",
+            "Application/X-WWW-Form-URLEncoded; charset=UTF-8",
+        )]);
+        assert!(TokenRequest::parse(&h, b"grant_type=refresh_token&refresh_token=r").is_ok());
+        let h = headers(&[("content-type", "application/json;charset=utf-8")]);
+        assert!(
+            TokenRequest::parse(&h, br#"{"grant_type":"refresh_token","refresh_token":"r"}"#)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn other_media_types_are_invalid_requests() {
+        for media in [
+            "application/xml",
+            "multipart/form-data; boundary=x",
+            "text/plain",
+            "",
+        ] {
+            let e = refused(
+                &headers(&[("content-type", media)]),
+                "grant_type=refresh_token&refresh_token=r",
+            );
+            assert_eq!(e.code(), &ErrorCode::INVALID_REQUEST, "{media}");
+        }
+    }
+
+    #[test]
+    fn non_string_json_values_name_the_field() {
+        let e = refused(
+            &HeaderMap::new(),
+            r#"{"grant_type":"authorization_code","code":123}"#,
+        );
+        assert_eq!(e.code(), &ErrorCode::INVALID_REQUEST);
+        assert_eq!(
+            e.description(),
+            Some("parameter code must be a string, not a number")
+        );
+        let e = refused(&HeaderMap::new(), r#"{"grant_type":["a"],"code":"x"}"#);
+        assert_eq!(
+            e.description(),
+            Some("parameter grant_type must be a string, not an array")
+        );
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_is_refused() {
+        for body in [
+            r#"["grant_type"]"#,
+            r#"{"grant_type":"refresh_token""#,
+            r#"{} {}"#,
+        ] {
+            let e = refused(&headers(&[("content-type", "application/json")]), body);
+            assert_eq!(e.code(), &ErrorCode::INVALID_REQUEST, "{body}");
+        }
+    }
+
+    #[test]
+    fn duplicate_parameters_are_refused() {
+        let e = refused(&form(), "grant_type=authorization_code&code=a&code=b");
+        assert_eq!(e.description(), Some("parameter code is repeated"));
+        let e = refused(
+            &HeaderMap::new(),
+            r#"{"grant_type":"refresh_token","refresh_token":"a","refresh_token":"b"}"#,
+        );
+        assert_eq!(e.description(), Some("parameter refresh_token is repeated"));
+    }
+
+    #[test]
+    fn invalid_percent_encoding_and_utf8_are_refused() {
+        for body in [
+            "grant_type=refresh_token&refresh_token=%zz",
+            "grant_type=refresh_token&refresh_token=%4",
+            "grant_type=refresh_token&refresh_token=%ff",
+        ] {
+            assert_eq!(
+                refused(&form(), body).code(),
+                &ErrorCode::INVALID_REQUEST,
+                "{body}"
+            );
+        }
+        let e = TokenRequest::parse(&form(), b"grant_type=refresh_token&refresh_token=\xff")
+            .unwrap_err();
+        assert_eq!(e.code(), &ErrorCode::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn control_characters_and_non_vschar_codes_are_refused() {
+        assert_eq!(
+            refused(&form(), "grant_type=authorization_code&code=a%00b").code(),
+            &ErrorCode::INVALID_REQUEST
+        );
+        assert_eq!(
+            refused(&form(), "grant_type=authorization_code&code=%C3%A9").code(),
+            &ErrorCode::INVALID_REQUEST
+        );
+    }
+
+    #[test]
+    fn grant_type_rules() {
+        assert_eq!(
+            refused(&form(), "code=a").description(),
+            Some("grant_type is missing")
+        );
+        let e = refused(&form(), "grant_type=password&username=u");
+        assert_eq!(e.code(), &ErrorCode::UNSUPPORTED_GRANT_TYPE);
+        assert_eq!(
+            refused(&form(), "grant_type=authorization_code").description(),
+            Some("code is missing")
+        );
+        assert_eq!(
+            refused(&form(), "grant_type=refresh_token&refresh_token=").description(),
+            Some("refresh_token is missing")
+        );
+        let allowed = [GrantType::Other("client_credentials".into())];
+        assert!(
+            TokenRequest::parse_with(&form(), b"grant_type=client_credentials", &allowed).is_ok()
+        );
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        // RFC 6749 §2.3.1: a secret with '+' and '%' is form-encoded before base64.
+        let h = headers(&[("authorization", &basic("my%20client", "a%2Bb%25c+d"))]);
+        let r = TokenRequest::parse(&h, b"grant_type=refresh_token&refresh_token=r").unwrap();
+        assert_eq!(r.client_id(), Some("my client"));
+        assert_eq!(r.client_secret(), Some("a+b%c d"));
+        assert_eq!(r.credential_source(), CredentialSource::Basic);
+    }
+
+    #[test]
+    fn malformed_basic_is_401_invalid_client() {
+        for value in [
+            "Basic !!!",
+            "Basic",
+            "Bearer abc",
+            &basic("", "x"),
+            "Basic bm9jb2xvbg==",
+        ] {
+            let e = refused(
+                &headers(&[("authorization", value)]),
+                "grant_type=refresh_token&refresh_token=r",
+            );
+            assert_eq!(e.code(), &ErrorCode::INVALID_CLIENT, "{value}");
+            assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+
+    #[test]
+    fn credentials_in_both_places_are_refused() {
+        let h = headers(&[("authorization", &basic("alexa", "s"))]);
+        let e = refused(
+            &h,
+            "grant_type=refresh_token&refresh_token=r&client_secret=s",
+        );
+        assert_eq!(e.code(), &ErrorCode::INVALID_REQUEST);
+        let e = refused(
+            &h,
+            "grant_type=refresh_token&refresh_token=r&client_id=other",
+        );
+        assert_eq!(e.code(), &ErrorCode::INVALID_REQUEST);
+        assert!(TokenRequest::parse(
+            &h,
+            b"grant_type=refresh_token&refresh_token=r&client_id=alexa"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn empty_values_are_treated_as_omitted_and_order_is_kept() {
+        let r = TokenRequest::parse(
+            &form(),
+            b"scope=&grant_type=authorization_code&code=c&code_verifier=v&redirect_uri=x",
+        )
+        .unwrap();
+        let names: Vec<&str> = r.params().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["grant_type", "code", "code_verifier", "redirect_uri"]
+        );
+    }
+
+    #[test]
+    fn a_code_with_an_ampersand_stays_one_parameter_when_encoded() {
+        let r = TokenRequest::parse(
+            &HeaderMap::new(),
+            br#"{"grant_type":"authorization_code","code":"a&client_id=evil"}"#,
+        )
+        .unwrap();
+        let (body, auth) = r.to_form(ClientAuth::Body, &[]);
+        assert!(auth.is_none());
+        assert_eq!(
+            body,
+            "grant_type=authorization_code&code=a%26client_id%3Devil"
+        );
+    }
+
+    #[test]
+    fn basic_toward_upstream_is_form_encoded_then_base64() {
+        let r = TokenRequest::parse(
+            &form(),
+            b"grant_type=refresh_token&refresh_token=r&client_id=id%3A1&client_secret=a%2Bb",
+        )
+        .unwrap();
+        let (body, auth) = r.to_form(ClientAuth::Basic, &[]);
+        assert_eq!(body, "grant_type=refresh_token&refresh_token=r");
+        assert_eq!(auth.unwrap(), basic("id%3A1", "a%2Bb").as_str());
+    }
+
+    #[test]
+    fn extra_parameters_are_appended_unless_present() {
+        let r = TokenRequest::parse(
+            &form(),
+            b"grant_type=refresh_token&refresh_token=r&format=xml",
+        )
+        .unwrap();
+        let extra = [
+            ("format".to_string(), "json".to_string()),
+            ("a".to_string(), "b".to_string()),
+        ];
+        let (body, _) = r.to_form(ClientAuth::Body, &extra);
+        assert_eq!(
+            body,
+            "grant_type=refresh_token&refresh_token=r&format=xml&a=b"
+        );
+    }
+
+    #[test]
+    fn debug_shows_names_but_no_secret() {
+        let r = TokenRequest::parse(&form(), b"grant_type=authorization_code&code=thecode&code_verifier=V3R1F13R&client_id=alexa&client_secret=shh").unwrap();
+        let debug = format!("{r:?}");
+        for secret in ["thecode", "V3R1F13R", "shh"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("code_verifier") && debug.contains("alexa"));
+    }
+
+    proptest! {
+        #[test]
+        fn form_encoding_round_trips(
+            params in prop::collection::vec(("[a-z_]{1,12}", "[\\x20-\\x7e]{1,30}"), 0..6)
+        ) {
+            let mut seen = std::collections::HashSet::new();
+            let params: Vec<(String, String)> = params
+                .into_iter()
+                .filter(|(n, _)| seen.insert(n.clone()) && !matches!(n.as_str(), "grant_type" | "code" | "client_id" | "client_secret"))
+                .collect();
+            let mut body = String::from("grant_type=authorization_code&code=c");
+            for (n, v) in &params {
+                body.push('&');
+                body.push_str(&serde_urlencoded::to_string([(n, v)]).unwrap());
+            }
+            let r = TokenRequest::parse(&form(), body.as_bytes()).unwrap();
+            let (encoded, _) = r.to_form(ClientAuth::Body, &[]);
+            let again = TokenRequest::parse(&form(), &encoded).unwrap();
+            let first: Vec<_> = r.params().collect();
+            let second: Vec<_> = again.params().collect();
+            prop_assert_eq!(first, second);
+        }
+
+        #[test]
+        fn parsing_never_panics(
+            content_type in prop::option::of(prop::sample::select(vec!["application/json", "application/x-www-form-urlencoded", "text/xml", "application/json; charset=latin1"])),
+            authorization in prop::option::of("[ -~]{0,40}"),
+            body in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut h = HeaderMap::new();
+            if let Some(ct) = content_type { h.insert(CONTENT_TYPE, HeaderValue::from_static(ct)); }
+            if let Some(a) = authorization { if let Ok(v) = HeaderValue::from_str(&a) { h.insert(AUTHORIZATION, v); } }
+            if let Err(e) = TokenRequest::parse(&h, &body) {
+                prop_assert!(e.status().is_client_error());
+            }
+        }
+    }
+}

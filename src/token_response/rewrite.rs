@@ -1,0 +1,578 @@
+//! The pure rewrite of one upstream answer into what Alexa needs.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, ResponsePolicy};
+use crate::token_request::{form_decode, GrantType, TokenRequest};
+use crate::{ErrorCode, OAuthError};
+
+/// How the upstream's answer was encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerShape {
+    /// A JSON object.
+    Json,
+    /// An `application/x-www-form-urlencoded` body (GitHub without `Accept`).
+    Form,
+    /// An HTML page (an error page, a login page, a proxy's error).
+    Html,
+    /// Anything else: empty, plain text, invalid JSON, ...
+    Unreadable,
+}
+
+/// What the bridge did to `expires_in`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiresInAction {
+    /// The upstream's integer was kept.
+    Kept,
+    /// The upstream's string (or fractional number) was converted to an integer.
+    Converted,
+    /// The upstream gave none; the configured default was injected.
+    Injected,
+    /// The upstream's value was unusable (negative, not a number); the default replaced it.
+    Replaced,
+    /// The value was clamped to the configured maximum.
+    Clamped,
+}
+
+/// What the response layer saw and did, attached to every answer's extensions for diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewriteReport {
+    /// The upstream's HTTP status (`None` when the upstream was never heard).
+    pub upstream_status: Option<StatusCode>,
+    /// How the upstream's answer was encoded.
+    pub shape: AnswerShape,
+    /// Whether the upstream's answer was an error signalled inside a 2xx.
+    pub error_in_success: bool,
+    /// What happened to `expires_in`, for a success.
+    pub expires_in: Option<ExpiresInAction>,
+    /// The `expires_in` answered, for a success.
+    pub expires_in_secs: Option<u64>,
+    /// Whether fields were packed into the access token.
+    pub packed: bool,
+    /// Whether Alexa's refresh token was echoed because the upstream omitted one.
+    pub refresh_token_echoed: bool,
+    /// The upstream's `error` code, when it sent one.
+    pub upstream_error: Option<String>,
+    /// The `error` code answered to Alexa, for an error.
+    pub answered_error: Option<ErrorCode>,
+}
+
+impl RewriteReport {
+    pub(crate) fn new(upstream_status: Option<StatusCode>) -> Self {
+        RewriteReport {
+            upstream_status,
+            shape: AnswerShape::Unreadable,
+            error_in_success: false,
+            expires_in: None,
+            expires_in_secs: None,
+            packed: false,
+            refresh_token_echoed: false,
+            upstream_error: None,
+            answered_error: None,
+        }
+    }
+}
+
+/// Rewrites one upstream answer. `Ok` is the JSON body of a 200; `Err` the error to answer.
+pub(crate) fn rewrite(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    request: Option<&TokenRequest>,
+    policy: &ResponsePolicy,
+    report: &mut RewriteReport,
+) -> Result<Bytes, OAuthError> {
+    let (shape, object) = read_answer(headers, body, policy.answer_format);
+    report.shape = shape;
+    let Some(mut object) = object else {
+        return Err(fault(status, shape_name(shape)));
+    };
+
+    let marked = status.is_success()
+        && policy
+            .error_markers
+            .iter()
+            .any(|marker| marker_matches(marker, &object));
+    let upstream_error = object
+        .get("error")
+        .and_then(Value::as_str)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned);
+    report.upstream_error = upstream_error.clone();
+    report.error_in_success = marked;
+
+    if marked || !status.is_success() {
+        let relayable = marked || matches!(status.as_u16(), 400 | 401);
+        return match upstream_error {
+            Some(code) if relayable => {
+                let status = if status.is_success() {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    status
+                };
+                let mut error = OAuthError::new(map_code(&code, policy), status);
+                if let Some(description) = object.get("error_description").and_then(Value::as_str) {
+                    error = error.with_description(scrub(description, request));
+                }
+                Err(error)
+            }
+            _ if marked => Err(OAuthError::server_error(
+                "upstream signalled an error without an error code in a 2xx answer",
+            )),
+            _ => Err(fault(status, shape_name(shape))),
+        };
+    }
+
+    if !has_access_token(&object) {
+        if let Some(pointer) = &policy.access_token_pointer {
+            if let Some(token) = lookup(&object, pointer).and_then(Value::as_str) {
+                let token = token.to_owned();
+                object.insert("access_token".into(), Value::String(token));
+            }
+        }
+    }
+    if !has_access_token(&object) {
+        return Err(OAuthError::server_error(format!(
+            "upstream answered HTTP {} without an access_token",
+            status.as_u16()
+        )));
+    }
+
+    let (upstream_secs, mut action) = read_expires_in(object.get("expires_in"));
+    let secs = policy.expires_in.resolve(upstream_secs);
+    if upstream_secs.is_some_and(|up| up != secs) {
+        action = ExpiresInAction::Clamped;
+    }
+    if secs < ExpiresIn::ALEXA_MINIMUM_SECS {
+        tracing::warn!(
+            target: "account_link_bridge::token",
+            expires_in = secs,
+            "access token lifetime is below the 360 s Alexa requires"
+        );
+    }
+    object.insert("expires_in".into(), Value::from(secs));
+    report.expires_in = Some(action);
+    report.expires_in_secs = Some(secs);
+
+    if !object
+        .get("token_type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+    {
+        object.insert("token_type".into(), Value::from("Bearer"));
+    }
+
+    if let Some(request) = request {
+        let answered = object
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty());
+        if *request.grant_type() == GrantType::RefreshToken && !answered {
+            if let Some(sent) = request.refresh_token() {
+                object.insert("refresh_token".into(), Value::from(sent));
+                report.refresh_token_echoed = true;
+            }
+        }
+    }
+
+    if !policy.pack.is_empty() {
+        let token = object["access_token"].as_str().unwrap_or_default();
+        let packed = policy
+            .pack
+            .pack(token, |name| object.get(name).and_then(Value::as_str))
+            .map_err(|e| OAuthError::server_error(format!("cannot pack the access token: {e}")))?;
+        object.insert("access_token".into(), Value::String(packed));
+        report.packed = true;
+    }
+
+    Ok(Bytes::from(
+        serde_json::to_vec(&object).expect("a JSON map always serializes"),
+    ))
+}
+
+/// A fault on the path: never `invalid_grant`/`invalid_client`, which would unlink the user.
+fn fault(status: StatusCode, shape: &str) -> OAuthError {
+    let description = format!("upstream answered HTTP {} with {shape}", status.as_u16());
+    match status.as_u16() {
+        429 | 503 => {
+            OAuthError::temporarily_unavailable(StatusCode::SERVICE_UNAVAILABLE, description)
+        }
+        504 => OAuthError::temporarily_unavailable(StatusCode::GATEWAY_TIMEOUT, description),
+        _ => OAuthError::server_error(description),
+    }
+}
+
+fn shape_name(shape: AnswerShape) -> &'static str {
+    match shape {
+        AnswerShape::Json => "JSON that is not an RFC 6749 answer",
+        AnswerShape::Form => "a form that is not an RFC 6749 answer",
+        AnswerShape::Html => "an HTML page",
+        AnswerShape::Unreadable => "a body that is neither JSON nor a form",
+    }
+}
+
+fn has_access_token(object: &Map<String, Value>) -> bool {
+    object
+        .get("access_token")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+}
+
+fn read_answer(
+    headers: &HeaderMap,
+    body: &[u8],
+    format: AnswerFormat,
+) -> (AnswerShape, Option<Map<String, Value>>) {
+    let media = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let declared_json = media == "application/json" || media.ends_with("+json");
+    let declared_form = media == "application/x-www-form-urlencoded";
+    if media == "text/html" || first == Some(b'<') {
+        return (AnswerShape::Html, None);
+    }
+    if format != AnswerFormat::Form && (declared_json || first == Some(b'{')) {
+        return match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(object)) => (AnswerShape::Json, Some(object)),
+            _ => (AnswerShape::Unreadable, None),
+        };
+    }
+    let form_allowed = match format {
+        AnswerFormat::Json => false,
+        AnswerFormat::Form => first.is_some(),
+        AnswerFormat::Either => declared_form,
+    };
+    if form_allowed {
+        if let Some(object) = parse_form_answer(body) {
+            return (AnswerShape::Form, Some(object));
+        }
+    }
+    (AnswerShape::Unreadable, None)
+}
+
+fn parse_form_answer(body: &[u8]) -> Option<Map<String, Value>> {
+    let mut object = Map::new();
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        let name = form_decode(name)?;
+        let value = form_decode(value)?;
+        if name.is_empty() || object.insert(name, Value::String(value)).is_some() {
+            return None;
+        }
+    }
+    (!object.is_empty()).then_some(object)
+}
+
+fn marker_matches(marker: &ErrorMarker, object: &Map<String, Value>) -> bool {
+    match marker {
+        ErrorMarker::Field(name) => object.get(name.as_ref()).is_some_and(|v| !v.is_null()),
+        ErrorMarker::Equals { pointer, value } => lookup(object, pointer) == Some(value),
+    }
+}
+
+/// Resolves a JSON pointer (RFC 6901) against an object without cloning it.
+fn lookup<'a>(object: &'a Map<String, Value>, pointer: &str) -> Option<&'a Value> {
+    let mut tokens = pointer.strip_prefix('/')?.split('/');
+    let unescape = |t: &str| t.replace("~1", "/").replace("~0", "~");
+    let mut current = object.get(&unescape(tokens.next()?))?;
+    for token in tokens {
+        current = current.get(unescape(token))?;
+    }
+    Some(current)
+}
+
+fn map_code(code: &str, policy: &ResponsePolicy) -> ErrorCode {
+    policy
+        .error_codes
+        .iter()
+        .find(|(upstream, _)| upstream == code)
+        .map(|(_, mapped)| mapped.clone())
+        .unwrap_or_else(|| ErrorCode::new(code.to_owned()))
+}
+
+/// Reads `expires_in`: an integer is kept, a string of digits or a whole float is converted.
+fn read_expires_in(value: Option<&Value>) -> (Option<u64>, ExpiresInAction) {
+    match value {
+        None | Some(Value::Null) => (None, ExpiresInAction::Injected),
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
+            (Some(secs), _) => (Some(secs), ExpiresInAction::Kept),
+            (None, Some(f)) if f.is_finite() && f >= 0.0 && f <= u64::MAX as f64 => {
+                (Some(f as u64), ExpiresInAction::Converted)
+            }
+            _ => (None, ExpiresInAction::Replaced),
+        },
+        Some(Value::String(s)) => match s.trim().parse::<u64>() {
+            Ok(secs) => (Some(secs), ExpiresInAction::Converted),
+            Err(_) => (None, ExpiresInAction::Replaced),
+        },
+        Some(_) => (None, ExpiresInAction::Replaced),
+    }
+}
+
+/// Removes every secret of the request from an upstream description, and bounds its length.
+fn scrub(description: &str, request: Option<&TokenRequest>) -> String {
+    let mut text: Cow<'_, str> = Cow::Borrowed(description);
+    if let Some(request) = request {
+        for secret in request.secrets().filter(|s| s.len() >= 4) {
+            if text.contains(secret) {
+                text = Cow::Owned(text.replace(secret, "[redacted]"));
+            }
+        }
+    }
+    text.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Provider;
+    use http::HeaderValue;
+
+    fn json() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h
+    }
+
+    fn refresh_request() -> TokenRequest {
+        TokenRequest::parse(
+            &HeaderMap::new(),
+            b"grant_type=refresh_token&refresh_token=alexas-refresh-token&client_id=a&client_secret=topsecret",
+        )
+        .unwrap()
+    }
+
+    fn run(
+        provider: &Provider,
+        status: u16,
+        headers: &HeaderMap,
+        body: &str,
+        request: Option<&TokenRequest>,
+    ) -> Result<Value, OAuthError> {
+        let mut report = RewriteReport::new(None);
+        rewrite(
+            StatusCode::from_u16(status).unwrap(),
+            headers,
+            body.as_bytes(),
+            request,
+            &provider.response,
+            &mut report,
+        )
+        .map(|b| serde_json::from_slice(&b).unwrap())
+    }
+
+    const SALESFORCE: &str = r#"{"access_token":"00Dx0!AR8AQ","instance_url":"https://na1.salesforce.com","id":"https://login.salesforce.com/id/00Dx0/005x0","token_type":"Bearer","issued_at":"1278448101416","signature":"CMJ4l+CCaPQiKjoOEwEig9H4wqhpuLSk4J2urAe+fVg="}"#;
+
+    #[test]
+    fn salesforce_answer_is_packed_with_expires_in_injected() {
+        let out = run(&Provider::salesforce(), 200, &json(), SALESFORCE, None).unwrap();
+        assert_eq!(
+            out["access_token"],
+            "00Dx0!AR8AQ https://na1.salesforce.com"
+        );
+        assert_eq!(out["expires_in"], 5400);
+        assert_eq!(out["token_type"], "Bearer");
+        assert_eq!(out["issued_at"], "1278448101416");
+    }
+
+    #[test]
+    fn refresh_without_refresh_token_echoes_the_one_sent() {
+        let request = refresh_request();
+        let out = run(
+            &Provider::salesforce(),
+            200,
+            &json(),
+            SALESFORCE,
+            Some(&request),
+        )
+        .unwrap();
+        assert_eq!(out["refresh_token"], "alexas-refresh-token");
+        let rotated = SALESFORCE.replace("\"id\"", "\"refresh_token\":\"new\",\"id\"");
+        let out = run(
+            &Provider::salesforce(),
+            200,
+            &json(),
+            &rotated,
+            Some(&request),
+        )
+        .unwrap();
+        assert_eq!(out["refresh_token"], "new");
+    }
+
+    #[test]
+    fn string_and_float_expires_in_become_integers() {
+        let p = Provider::generic();
+        for (given, expected) in [
+            (r#""3599""#, 3599),
+            ("3599.0", 3599),
+            ("7200", 7200),
+            (r#""soon""#, 3600),
+            ("-5", 3600),
+            ("null", 3600),
+        ] {
+            let body = format!(r#"{{"access_token":"t","expires_in":{given}}}"#);
+            let out = run(&p, 200, &json(), &body, None).unwrap();
+            assert_eq!(out["expires_in"], expected, "{given}");
+        }
+    }
+
+    #[test]
+    fn expires_in_is_clamped_to_the_maximum() {
+        let p = Provider::generic().expires_in(ExpiresIn::default_secs(3600).max_secs(1800));
+        let out = run(
+            &p,
+            200,
+            &json(),
+            r#"{"access_token":"t","expires_in":86400}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(out["expires_in"], 1800);
+    }
+
+    #[test]
+    fn upstream_rfc_errors_pass_through_with_their_status() {
+        let e = run(
+            &Provider::salesforce(),
+            400,
+            &json(),
+            r#"{"error":"invalid_grant","error_description":"expired access/refresh token"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), &ErrorCode::INVALID_GRANT);
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(e.description(), Some("expired access/refresh token"));
+        let e = run(
+            &Provider::generic(),
+            401,
+            &json(),
+            r#"{"error":"invalid_client"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn faults_never_answer_invalid_grant() {
+        let mut html = HeaderMap::new();
+        html.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        for (status, headers, body, expected) in [
+            (500, &html, "<html>oops</html>", 502),
+            (403, &json(), r#"{"error":"invalid_grant"}"#, 502),
+            (503, &json(), r#"{"error":"invalid_client"}"#, 503),
+            (429, &HeaderMap::new(), "slow down", 503),
+            (504, &HeaderMap::new(), "", 504),
+            (200, &html, "<html>login</html>", 502),
+            (200, &json(), "{not json", 502),
+            (200, &json(), r#"{"token":"x"}"#, 502),
+            (400, &html, "<h1>Bad Request</h1>", 502),
+        ] {
+            let e = run(&Provider::generic(), status, headers, body, None).unwrap_err();
+            assert!(!e.code().unlinks(), "{status} {body}");
+            assert_eq!(e.status().as_u16(), expected, "{status} {body}");
+            assert!(e.description().unwrap().contains(&status.to_string()) || status == 200);
+        }
+    }
+
+    #[test]
+    fn error_in_a_200_is_an_rfc_error() {
+        let p =
+            Provider::generic().map_error_code("bad_verification_code", ErrorCode::INVALID_GRANT);
+        let e = run(&p, 200, &json(), r#"{"error":"bad_verification_code","error_description":"The code passed is incorrect or expired."}"#, None).unwrap_err();
+        assert_eq!(e.code(), &ErrorCode::INVALID_GRANT);
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn ok_false_is_an_error_when_marked() {
+        let p = Provider::generic().error_marker(ErrorMarker::Equals {
+            pointer: "/ok".into(),
+            value: Value::Bool(false),
+        });
+        let e = run(
+            &p,
+            200,
+            &json(),
+            r#"{"ok":false,"error":"invalid_code"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code().as_str(), "invalid_code");
+        let out = run(
+            &p,
+            200,
+            &json(),
+            r#"{"ok":true,"access_token":"xoxb"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(out["access_token"], "xoxb");
+    }
+
+    #[test]
+    fn form_answers_are_read_when_allowed() {
+        let mut form = HeaderMap::new();
+        form.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        let out = run(
+            &Provider::generic(),
+            200,
+            &form,
+            "access_token=gho_abc&scope=repo&token_type=bearer",
+            None,
+        )
+        .unwrap();
+        assert_eq!(out["access_token"], "gho_abc");
+        assert_eq!(out["expires_in"], 3600);
+        assert!(run(&Provider::salesforce(), 200, &form, "access_token=x", None).is_err());
+    }
+
+    #[test]
+    fn upstream_descriptions_never_echo_the_request_secrets() {
+        let request = refresh_request();
+        let e = run(&Provider::generic(), 400, &json(), r#"{"error":"invalid_grant","error_description":"token alexas-refresh-token for topsecret is bad"}"#, Some(&request)).unwrap_err();
+        let d = e.description().unwrap();
+        assert!(
+            !d.contains("alexas-refresh-token") && !d.contains("topsecret"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_packed_is_a_server_error() {
+        let body = r#"{"access_token":"has space","instance_url":"https://x"}"#;
+        let e = run(&Provider::salesforce(), 200, &json(), body, None).unwrap_err();
+        assert_eq!(e.code(), &ErrorCode::SERVER_ERROR);
+        assert!(!e.description().unwrap().contains("has space"));
+    }
+
+    #[test]
+    fn access_token_pointer_reads_nested_tokens() {
+        let p = Provider::generic().access_token_pointer("/authed_user/access_token");
+        let out = run(
+            &p,
+            200,
+            &json(),
+            r#"{"ok":true,"authed_user":{"access_token":"xoxp"}}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(out["access_token"], "xoxp");
+    }
+}
