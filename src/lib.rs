@@ -81,7 +81,7 @@ pub use crate::body::{FullBody, ResponseBody};
 pub use crate::error::{ErrorCode, OAuthError};
 pub use crate::exchange::{TokenExchange, TokenExchangeLayer};
 pub use crate::pack::{PackError, PackFormat, PackedToken, UnpackError, FORMAT_VERSION};
-pub use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, Provider};
+pub use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, Provider, TokenRequestHook};
 pub use crate::token_request::{
     BodyFormat, ClientAuth, CredentialSource, GrantType, NormalizeTokenRequest,
     NormalizeTokenRequestLayer, TokenRequest,

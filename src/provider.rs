@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::token_request::{ClientAuth, GrantType};
-use crate::{ErrorCode, PackFormat};
+use crate::token_request::{ClientAuth, GrantType, TokenRequest};
+use crate::{ErrorCode, OAuthError, PackFormat};
 
 /// The `expires_in` policy: what to answer when the upstream gives no lifetime, and an optional
 /// ceiling.
@@ -102,6 +102,25 @@ pub(crate) struct RequestPolicy {
     pub(crate) body_limit: usize,
     pub(crate) extra_params: Vec<(String, String)>,
     pub(crate) extra_headers: HeaderMap,
+    pub(crate) hooks: Vec<Arc<dyn TokenRequestHook>>,
+}
+
+/// A step run on every parsed token request before it is encoded for the upstream: swap a
+/// sealed code for the upstream's, add a PKCE verifier, set the upstream `redirect_uri`.
+///
+/// An `Err` is answered to Alexa as it is, and nothing is sent upstream.
+pub trait TokenRequestHook: Send + Sync + 'static {
+    /// Changes the request in place, or refuses it.
+    fn apply(&self, request: &mut TokenRequest) -> Result<(), OAuthError>;
+}
+
+impl<F> TokenRequestHook for F
+where
+    F: Fn(&mut TokenRequest) -> Result<(), OAuthError> + Send + Sync + 'static,
+{
+    fn apply(&self, request: &mut TokenRequest) -> Result<(), OAuthError> {
+        self(request)
+    }
 }
 
 /// What the response layer needs from a provider.
@@ -152,6 +171,7 @@ impl Provider {
                 body_limit: Self::DEFAULT_REQUEST_LIMIT,
                 extra_params: Vec::new(),
                 extra_headers: HeaderMap::new(),
+                hooks: Vec::new(),
             }),
             response: Arc::new(ResponsePolicy {
                 expires_in: ExpiresIn::default_secs(3600),
@@ -241,6 +261,13 @@ impl Provider {
     /// A header set on every upstream token request.
     pub fn extra_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.request_mut().extra_headers.insert(name, value);
+        self
+    }
+
+    /// Adds a step run on every parsed token request before it goes upstream (after those
+    /// already added).
+    pub fn token_request_hook(mut self, hook: impl TokenRequestHook) -> Self {
+        self.request_mut().hooks.push(Arc::new(hook));
         self
     }
 
@@ -350,6 +377,7 @@ impl fmt::Debug for Provider {
                 "extra_headers",
                 &request.extra_headers.keys().collect::<Vec<_>>(),
             )
+            .field("hooks", &request.hooks.len())
             .field("expires_in", &response.expires_in)
             .field("pack", &response.pack)
             .field("answer_format", &response.answer_format)

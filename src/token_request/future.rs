@@ -100,8 +100,15 @@ where
                     },
                     Ok(bytes) => {
                         let parts = parts.take().expect("polled after completion");
-                        match TokenRequest::parse_with(&parts.headers, &bytes, &policy.grant_types)
-                        {
+                        let parsed =
+                            TokenRequest::parse_with(&parts.headers, &bytes, &policy.grant_types)
+                                .and_then(|mut request| {
+                                    for hook in &policy.hooks {
+                                        hook.apply(&mut request)?;
+                                    }
+                                    Ok(request)
+                                });
+                        match parsed {
                             Err(error) => {
                                 tracing::debug!(
                                     target: "account_link_bridge::token",

@@ -96,6 +96,12 @@ impl NormalizeTokenRequestLayer {
         self
     }
 
+    /// Adds a step run on every parsed token request before it is encoded for the upstream.
+    pub fn hook(mut self, hook: impl crate::TokenRequestHook) -> Self {
+        Arc::make_mut(&mut self.policy).hooks.push(Arc::new(hook));
+        self
+    }
+
     /// The largest body accepted, in bytes; larger bodies get 413.
     pub fn body_limit(mut self, limit: usize) -> Self {
         Arc::make_mut(&mut self.policy).body_limit = limit;
