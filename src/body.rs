@@ -98,6 +98,15 @@ impl<B> ResponseBody<B> {
     }
 }
 
+impl ResponseBody<FullBody> {
+    /// Re-types a body that holds no inner body of its own.
+    pub(crate) fn into_other<B>(self) -> ResponseBody<B> {
+        match self.kind {
+            Kind::Inner { body } | Kind::Full { body } => ResponseBody::full(body),
+        }
+    }
+}
+
 impl<B> From<Bytes> for ResponseBody<B> {
     fn from(data: Bytes) -> Self {
         ResponseBody::full(FullBody::new(data))

@@ -68,6 +68,8 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod body;
+#[cfg(feature = "client")]
+pub mod bridge;
 mod error;
 mod exchange;
 mod pack;
@@ -87,6 +89,11 @@ pub use crate::token_request::{
     NormalizeTokenRequestLayer, TokenRequest,
 };
 pub use crate::token_response::{RewriteReport, RewriteTokenResponse, RewriteTokenResponseLayer};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// `application/json;charset=UTF-8`, the Content-Type of every JSON answer.
 pub(crate) fn json_content_type() -> http::HeaderValue {

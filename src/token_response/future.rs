@@ -74,6 +74,7 @@ where
                         // An answer the upstream client made itself (refused, timed out): it
                         // already says what happened, so it is relayed as it is.
                         let mut report = RewriteReport::new(None);
+                        report.grant_type = grant_type(this.token_request);
                         report.answered_error = Some(error.code().clone());
                         return Poll::Ready(Ok(with_report(error.clone().into_response(), report)));
                     }
@@ -92,6 +93,7 @@ where
                     let collected = ready!(collector.poll_collect(body, cx));
                     let parts = parts.take().expect("polled after completion");
                     let mut report = RewriteReport::new(Some(parts.status));
+                    report.grant_type = grant_type(this.token_request);
                     let result = match collected {
                         Ok(bytes) => rewrite(
                             parts.status,
@@ -129,6 +131,10 @@ where
             }
         }
     }
+}
+
+fn grant_type(request: &Option<TokenRequest>) -> Option<crate::GrantType> {
+    request.as_ref().map(|r| r.grant_type().clone())
 }
 
 fn with_report(mut response: Response<FullBody>, report: RewriteReport) -> Response<FullBody> {

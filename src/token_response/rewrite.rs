@@ -42,6 +42,8 @@ pub enum ExpiresInAction {
 /// What the response layer saw and did, attached to every answer's extensions for diagnostics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RewriteReport {
+    /// The grant type of the request, when the request layer parsed one.
+    pub grant_type: Option<GrantType>,
     /// The upstream's HTTP status (`None` when the upstream was never heard).
     pub upstream_status: Option<StatusCode>,
     /// How the upstream's answer was encoded.
@@ -65,6 +67,7 @@ pub struct RewriteReport {
 impl RewriteReport {
     pub(crate) fn new(upstream_status: Option<StatusCode>) -> Self {
         RewriteReport {
+            grant_type: None,
             upstream_status,
             shape: AnswerShape::Unreadable,
             error_in_success: false,
