@@ -252,39 +252,39 @@ impl Service<Request<FullBody>> for Upstream {
 
 /// Classifies a client error by walking its sources; the description names the class only.
 fn connect_error(error: hyper_util::client::legacy::Error) -> OAuthError {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(&error);
-    while let Some(e) = source {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return OAuthError::server_error("TLS handshake with the upstream failed");
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            let class = match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connection to the upstream refused",
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-                    "connection to the upstream reset"
-                }
-                std::io::ErrorKind::TimedOut => "connection to the upstream timed out",
-                _ if io
-                    .get_ref()
-                    .is_some_and(|inner| inner.is::<rustls::Error>()) =>
-                {
-                    return OAuthError::server_error("TLS handshake with the upstream failed")
-                }
-                _ => "connection to the upstream failed",
-            };
-            return OAuthError::temporarily_unavailable(StatusCode::BAD_GATEWAY, class);
-        }
-        source = e.source();
+    let root: &(dyn StdError + 'static) = &error;
+    let chain = || std::iter::successors(Some(root), next_cause);
+    if chain().any(|e| e.is::<rustls::Error>()) {
+        return OAuthError::server_error("TLS handshake with the upstream failed");
     }
-    let text = error.to_string();
-    if error.is_connect() && text.contains("dns") {
+    if chain().any(|e| e.to_string().starts_with("dns error")) {
         return OAuthError::temporarily_unavailable(
             StatusCode::BAD_GATEWAY,
             "upstream host name could not be resolved",
         );
     }
-    OAuthError::temporarily_unavailable(
-        StatusCode::BAD_GATEWAY,
-        "the upstream closed the connection without an answer",
-    )
+    let class = chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .map(|io| io.kind())
+        .find(|kind| *kind != std::io::ErrorKind::Other)
+        .map(|kind| match kind {
+            std::io::ErrorKind::ConnectionRefused => "connection to the upstream refused",
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                "connection to the upstream reset"
+            }
+            std::io::ErrorKind::TimedOut => "connection to the upstream timed out",
+            _ => "connection to the upstream failed",
+        })
+        .unwrap_or("the upstream closed the connection without an answer");
+    OAuthError::temporarily_unavailable(StatusCode::BAD_GATEWAY, class)
+}
+
+/// The cause of an error. `io::Error::source` skips the error it wraps, so an `io::Error` is
+/// descended with `get_ref`.
+fn next_cause<'a>(error: &&'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    let error: &'a (dyn StdError + 'static) = *error;
+    match error.downcast_ref::<std::io::Error>() {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+        None => error.source(),
+    }
 }
