@@ -36,7 +36,7 @@
 //! assert_eq!(account.instance_url(), Some("https://na1.salesforce.com"));
 //! ```
 //!
-//! With the `axum` feature, [`LinkedAccount`] does all of this as an extractor.
+//! With the `axum` feature, `LinkedAccount` does all of this as an axum extractor.
 
 #[cfg(feature = "axum")]
 mod extract;
