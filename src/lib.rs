@@ -13,7 +13,9 @@
 //!   (`expires_in` injected, `instance_url` packed into the access token, the refresh token
 //!   echoed, errors normalized to RFC 6749 §5.2, `Cache-Control: no-store`);
 //! - [`TokenExchangeLayer`] is both, configured from one [`Provider`] preset;
-//! - [`PackedToken::unpack`] is the exact inverse of the packing, for the skill.
+//! - [`PackedToken::unpack`] is the exact inverse of the packing, for the skill, and
+//!   [`skill`] reads the token from Alexa's request envelopes (with an axum extractor behind
+//!   the `axum` feature).
 //!
 //! # Quick start
 //!
@@ -61,6 +63,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `client` | yes | [`upstream`]: the upstream client service (hyper-util pooled client, rustls, pinned URL, timeout, transport failures as RFC 6749 JSON) |
+//! | `axum` | no | `skill::LinkedAccount`: an axum extractor that unpacks the linked account from an Alexa request, or answers the link-account card / smart home `ErrorResponse` |
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -74,6 +77,7 @@ mod error;
 mod exchange;
 mod pack;
 mod provider;
+pub mod skill;
 pub mod token_request;
 pub mod token_response;
 #[cfg(feature = "client")]
@@ -84,6 +88,7 @@ pub use crate::error::{ErrorCode, OAuthError};
 pub use crate::exchange::{TokenExchange, TokenExchangeLayer};
 pub use crate::pack::{PackError, PackFormat, PackedToken, UnpackError, FORMAT_VERSION};
 pub use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, Provider, TokenRequestHook};
+pub use crate::skill::{AlexaRequest, NotLinked, RequestKind};
 pub use crate::token_request::{
     BodyFormat, ClientAuth, CredentialSource, GrantType, NormalizeTokenRequest,
     NormalizeTokenRequestLayer, TokenRequest,

@@ -8,13 +8,16 @@
 //! | preset | credentials | `expires_in` when absent | packed | notes |
 //! | --- | --- | --- | --- | --- |
 //! | [`Provider::salesforce`] | body | 5400 s | `instance_url` | no `expires_in`; refresh answers carry no `refresh_token` (echoed) |
+//! | [`Provider::github`] | body | 31 536 000 s (365 days) | nothing | `Accept: application/json`, form answers still read; errors arrive with HTTP 200; GitHub codes mapped to RFC 6749 |
+//! | [`Provider::slack`] | HTTP Basic | 31 536 000 s (365 days) | nothing | `{"ok":false,"error":…}` with HTTP 200 is an error; the user token nested in `authed_user` is used when there is no top-level one |
 //! | [`Provider::generic`] | body | 3600 s | nothing | RFC 6749 as is; string `expires_in` and a missing `token_type` are normalized |
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::header::ACCEPT;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::token_request::{ClientAuth, GrantType, TokenRequest};
 use crate::{ErrorCode, OAuthError, PackFormat};
@@ -130,9 +133,18 @@ pub(crate) struct ResponsePolicy {
     pub(crate) pack: PackFormat,
     pub(crate) answer_format: AnswerFormat,
     pub(crate) error_markers: Vec<ErrorMarker>,
-    pub(crate) error_codes: Vec<(Cow<'static, str>, ErrorCode)>,
+    pub(crate) error_codes: Vec<ErrorMapping>,
     pub(crate) body_limit: usize,
     pub(crate) access_token_pointer: Option<Cow<'static, str>>,
+}
+
+/// One upstream error code and what Alexa hears instead.
+#[derive(Clone, Debug)]
+pub(crate) struct ErrorMapping {
+    pub(crate) upstream: Cow<'static, str>,
+    pub(crate) code: ErrorCode,
+    /// `None`: 400 for an error signalled in a 2xx, the upstream's status otherwise.
+    pub(crate) status: Option<StatusCode>,
 }
 
 /// An authorization server's quirks: a preset, or a custom provider built with the setters.
@@ -146,6 +158,40 @@ pub(crate) struct ResponsePolicy {
 ///     .pack_field("instance_url");
 /// assert_eq!(provider.name(), "generic");
 /// ```
+///
+/// Every quirk a preset has can be set on a custom provider. This rebuilds
+/// [`Provider::github`] from [`Provider::generic`]:
+///
+/// ```
+/// use account_link_bridge::{AnswerFormat, ClientAuth, ErrorCode, ErrorMarker, ExpiresIn, Provider};
+/// use http::{header::ACCEPT, HeaderValue};
+///
+/// let github = Provider::generic()
+///     .named("my-github")
+///     // Where the credentials go, and how the answer is encoded.
+///     .client_auth(ClientAuth::Body)
+///     .extra_header(ACCEPT, HeaderValue::from_static("application/json"))
+///     .answer_format(AnswerFormat::Either)
+///     // GitHub answers errors with HTTP 200 and an `error` field.
+///     .error_marker(ErrorMarker::Field("error".into()))
+///     .map_error_code("bad_verification_code", ErrorCode::INVALID_GRANT)
+///     .map_error_code("bad_refresh_token", ErrorCode::INVALID_GRANT)
+///     .map_error_code("redirect_uri_mismatch", ErrorCode::INVALID_GRANT)
+///     .map_error_code("incorrect_client_credentials", ErrorCode::INVALID_CLIENT)
+///     .map_error_code("unsupported_grant_type", ErrorCode::UNSUPPORTED_GRANT_TYPE)
+///     // OAuth-app tokens carry no `expires_in`.
+///     .expires_in(ExpiresIn::default_secs(Provider::NON_EXPIRING_DEFAULT_SECS));
+///
+/// assert_eq!(github.client_auth_policy(), Provider::github().client_auth_policy());
+/// assert_eq!(github.expires_in_policy(), Provider::github().expires_in_policy());
+/// ```
+///
+/// Other settings a custom provider may need: [`Provider::pack_field`] (fields carried in the
+/// access token), [`ExpiresIn::max_secs`] (a ceiling on `expires_in`),
+/// [`Provider::extra_param`] (a parameter added upstream),
+/// [`ErrorMarker::Equals`] (an error recognised by a JSON pointer's value),
+/// [`Provider::map_error`] (an upstream code answered with another code and status) and
+/// [`Provider::access_token_pointer`] (a token nested in the answer).
 #[derive(Clone)]
 pub struct Provider {
     name: Cow<'static, str>,
@@ -185,6 +231,110 @@ impl Provider {
         }
     }
 
+    /// The `expires_in` the GitHub and Slack presets answer when the upstream gives none: 365 days.
+    ///
+    /// Both issue access tokens that do not expire unless the app opted into expiring tokens
+    /// (and then they send `expires_in` and a `refresh_token`, and this default is not used).
+    /// A token that does not expire comes with no refresh token, so when Alexa decides by
+    /// `expires_in` that it has expired it has nothing to refresh with and the user must link
+    /// again: the default must outlive the token's real use. A year matches GitHub's own bound
+    /// (it revokes OAuth tokens unused for a year, per its "Token expiration and revocation"
+    /// docs) and fits comfortably in a 32-bit integer. A skill still learns of a revoked token
+    /// from the upstream API's 401 and answers with a link-account card (see [`crate::skill`]).
+    pub const NON_EXPIRING_DEFAULT_SECS: u64 = 365 * 24 * 60 * 60;
+
+    /// GitHub OAuth apps and GitHub Apps (`https://github.com/login/oauth/access_token`).
+    ///
+    /// - GitHub answers a form (`access_token=…&scope=…&token_type=bearer`) unless the request
+    ///   says `Accept: application/json` ("The default for GitHub is form encoded, but it can
+    ///   also return JSON and XML", googleworkspace/apps-script-oauth2#6). The preset sends that
+    ///   header and still reads a form answer ([`AnswerFormat::Either`]), in case something on
+    ///   the path drops it.
+    /// - Errors arrive with **HTTP 200**, as `{"error":"bad_verification_code",
+    ///   "error_description":"The code passed is incorrect or expired.",…}` (octokit/auth-oauth-app.js#13,
+    ///   thephpleague/oauth2-github#4) or the same as a form. The bridge answers them as RFC 6749
+    ///   errors with 400, mapping GitHub's codes: `bad_verification_code`, `bad_refresh_token`
+    ///   and `redirect_uri_mismatch` become `invalid_grant` (RFC 6749 §5.2 files a wrong code,
+    ///   a dead refresh token and a mismatched redirect URI under `invalid_grant`),
+    ///   `incorrect_client_credentials` becomes `invalid_client`, and `unsupported_grant_type`
+    ///   stays.
+    /// - OAuth apps' tokens carry no `expires_in` and no refresh token; GitHub Apps with
+    ///   expiring user tokens send `expires_in`, `refresh_token` and
+    ///   `refresh_token_expires_in` (@octokit/oauth-methods `exchange-web-flow-code.js`). When
+    ///   there is none the bridge answers [`Provider::NON_EXPIRING_DEFAULT_SECS`].
+    /// - Credentials go in the body, as GitHub documents `client_id` and `client_secret`.
+    pub fn github() -> Self {
+        Provider::generic()
+            .named("github")
+            .extra_header(ACCEPT, HeaderValue::from_static("application/json"))
+            .answer_format(AnswerFormat::Either)
+            .map_error_code("bad_verification_code", ErrorCode::INVALID_GRANT)
+            .map_error_code("bad_refresh_token", ErrorCode::INVALID_GRANT)
+            .map_error_code("redirect_uri_mismatch", ErrorCode::INVALID_GRANT)
+            .map_error_code("incorrect_client_credentials", ErrorCode::INVALID_CLIENT)
+            .map_error_code("unsupported_grant_type", ErrorCode::UNSUPPORTED_GRANT_TYPE)
+            .expires_in(ExpiresIn::default_secs(Self::NON_EXPIRING_DEFAULT_SECS))
+    }
+
+    /// Slack (`https://slack.com/api/oauth.v2.access`).
+    ///
+    /// - Every Slack Web API answer "will always contain a top-level boolean property `ok`";
+    ///   failures are `{"ok":false,"error":"invalid_code"}` with **HTTP 200**: errors are sent
+    ///   "using an error field rather than status codes" (slackhq/slack-api-docs
+    ///   `index_web.md`). The preset marks `/ok` = `false` as an error and maps Slack's codes:
+    ///   `invalid_code`, `code_already_used`, `code_expired`, `bad_redirect_uri`,
+    ///   `invalid_refresh_token`, `token_expired` and `token_revoked` become `invalid_grant`;
+    ///   `invalid_client_id` and `bad_client_secret` become `invalid_client`;
+    ///   `invalid_grant_type` becomes `unsupported_grant_type`; `ratelimited` and
+    ///   `service_unavailable` become 503 `temporarily_unavailable`, and `internal_error`,
+    ///   `fatal_error` and `request_timeout` 502 `server_error`, so a Slack outage never reads
+    ///   as a dead grant. Slack sends no description; the answer's says which Slack code it was.
+    /// - `ok:true` answers are tokens. `oauth.v2.access` puts the bot token at the top level
+    ///   (`token_type: "bot"`) and the user token in `authed_user.access_token`; when there is
+    ///   no top-level token, the user token is used (with its `expires_in` and
+    ///   `refresh_token`) (docs.slack.dev `oauth.v2.access`, `OauthV2AccessResponse`). Change
+    ///   this with [`Provider::access_token_pointer`].
+    /// - `expires_in` and `refresh_token` come only with token rotation; without it tokens do
+    ///   not expire and the bridge answers [`Provider::NON_EXPIRING_DEFAULT_SECS`].
+    /// - Credentials go in HTTP Basic, which Slack recommends over body parameters.
+    pub fn slack() -> Self {
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        let broken = StatusCode::BAD_GATEWAY;
+        Provider::generic()
+            .named("slack")
+            .client_auth(ClientAuth::Basic)
+            .answer_format(AnswerFormat::Json)
+            .error_marker(ErrorMarker::Equals {
+                pointer: Cow::Borrowed("/ok"),
+                value: serde_json::Value::Bool(false),
+            })
+            .map_error_code("invalid_code", ErrorCode::INVALID_GRANT)
+            .map_error_code("code_already_used", ErrorCode::INVALID_GRANT)
+            .map_error_code("code_expired", ErrorCode::INVALID_GRANT)
+            .map_error_code("bad_redirect_uri", ErrorCode::INVALID_GRANT)
+            .map_error_code("invalid_refresh_token", ErrorCode::INVALID_GRANT)
+            .map_error_code("token_expired", ErrorCode::INVALID_GRANT)
+            .map_error_code("token_revoked", ErrorCode::INVALID_GRANT)
+            .map_error_code("invalid_client_id", ErrorCode::INVALID_CLIENT)
+            .map_error_code("bad_client_secret", ErrorCode::INVALID_CLIENT)
+            .map_error_code("invalid_grant_type", ErrorCode::UNSUPPORTED_GRANT_TYPE)
+            .map_error(
+                "ratelimited",
+                ErrorCode::TEMPORARILY_UNAVAILABLE,
+                unavailable,
+            )
+            .map_error(
+                "service_unavailable",
+                ErrorCode::TEMPORARILY_UNAVAILABLE,
+                unavailable,
+            )
+            .map_error("internal_error", ErrorCode::SERVER_ERROR, broken)
+            .map_error("fatal_error", ErrorCode::SERVER_ERROR, broken)
+            .map_error("request_timeout", ErrorCode::SERVER_ERROR, broken)
+            .access_token_pointer("/authed_user/access_token")
+            .expires_in(ExpiresIn::default_secs(Self::NON_EXPIRING_DEFAULT_SECS))
+    }
+
     /// Salesforce (`/services/oauth2/token`).
     ///
     /// - Credentials go in the body: Salesforce documents `client_id`/`client_secret` as form
@@ -204,10 +354,13 @@ impl Provider {
             .answer_format(AnswerFormat::Json)
     }
 
-    /// The preset with this name (`salesforce`, `generic`), for command lines.
+    /// The preset with this name (`salesforce`, `github`, `slack`, `generic`, in any case),
+    /// for command lines.
     pub fn by_name(name: &str) -> Option<Self> {
         match name.to_ascii_lowercase().as_str() {
             "salesforce" => Some(Provider::salesforce()),
+            "github" => Some(Provider::github()),
+            "slack" => Some(Provider::slack()),
             "generic" => Some(Provider::generic()),
             _ => None,
         }
@@ -310,14 +463,38 @@ impl Provider {
 
     /// Maps an upstream error code to an RFC 6749 one (e.g. GitHub's `bad_verification_code`
     /// to `invalid_grant`). Unmapped codes pass through as they are.
-    pub fn map_error_code(
-        mut self,
+    ///
+    /// The status stays: 400 for an error signalled inside a 2xx answer, the upstream's own
+    /// otherwise. When the upstream gave no `error_description`, the answer's names the
+    /// upstream code. A later mapping of the same code replaces an earlier one.
+    pub fn map_error_code(self, upstream: impl Into<Cow<'static, str>>, code: ErrorCode) -> Self {
+        self.push_error_mapping(upstream.into(), code, None)
+    }
+
+    /// Maps an upstream error code to an RFC 6749 code answered with this HTTP status, e.g.
+    /// Slack's `ratelimited` (sent with HTTP 200) to 503 `temporarily_unavailable`.
+    pub fn map_error(
+        self,
         upstream: impl Into<Cow<'static, str>>,
         code: ErrorCode,
+        status: StatusCode,
     ) -> Self {
-        self.response_mut()
-            .error_codes
-            .push((upstream.into(), code));
+        self.push_error_mapping(upstream.into(), code, Some(status))
+    }
+
+    fn push_error_mapping(
+        mut self,
+        upstream: Cow<'static, str>,
+        code: ErrorCode,
+        status: Option<StatusCode>,
+    ) -> Self {
+        let codes = &mut self.response_mut().error_codes;
+        codes.retain(|mapping| mapping.upstream != upstream);
+        codes.push(ErrorMapping {
+            upstream,
+            code,
+            status,
+        });
         self
     }
 
@@ -329,6 +506,9 @@ impl Provider {
 
     /// Where to find the access token when the answer has none at the top level: a JSON
     /// pointer such as `/authed_user/access_token` (Slack's user token).
+    ///
+    /// The object holding that token is taken to describe it: its `expires_in` and
+    /// `refresh_token` are used when the top level has none.
     pub fn access_token_pointer(mut self, pointer: impl Into<Cow<'static, str>>) -> Self {
         self.response_mut().access_token_pointer = Some(pointer.into());
         self
@@ -382,6 +562,8 @@ impl fmt::Debug for Provider {
             .field("pack", &response.pack)
             .field("answer_format", &response.answer_format)
             .field("error_markers", &response.error_markers)
+            .field("error_codes", &response.error_codes)
+            .field("access_token_pointer", &response.access_token_pointer)
             .field("answer_body_limit", &response.body_limit)
             .finish()
     }
@@ -400,6 +582,49 @@ mod tests {
             ["instance_url"]
         );
         assert_eq!(p.client_auth_policy(), ClientAuth::Body);
+    }
+
+    #[test]
+    fn by_name_knows_every_preset_in_any_case() {
+        for name in ["salesforce", "github", "slack", "generic"] {
+            assert_eq!(Provider::by_name(name).unwrap().name(), name);
+            assert_eq!(
+                Provider::by_name(&name.to_uppercase()).unwrap().name(),
+                name
+            );
+        }
+        assert!(Provider::by_name("okta").is_none());
+    }
+
+    #[test]
+    fn slack_preset_uses_basic_and_reads_the_user_token() {
+        let p = Provider::slack();
+        assert_eq!(p.client_auth_policy(), ClientAuth::Basic);
+        assert_eq!(
+            p.response.access_token_pointer.as_deref(),
+            Some("/authed_user/access_token")
+        );
+        assert_eq!(
+            p.expires_in_policy().default_value(),
+            Provider::NON_EXPIRING_DEFAULT_SECS
+        );
+    }
+
+    #[test]
+    fn github_preset_asks_for_json_and_reads_forms() {
+        let p = Provider::github();
+        assert_eq!(p.request.extra_headers[ACCEPT], "application/json");
+        assert_eq!(p.response.answer_format, AnswerFormat::Either);
+        assert_eq!(p.client_auth_policy(), ClientAuth::Body);
+    }
+
+    #[test]
+    fn a_later_mapping_of_a_code_replaces_the_earlier_one() {
+        let p = Provider::generic()
+            .map_error_code("x", ErrorCode::INVALID_GRANT)
+            .map_error("x", ErrorCode::SERVER_ERROR, StatusCode::BAD_GATEWAY);
+        assert_eq!(p.response.error_codes.len(), 1);
+        assert_eq!(p.response.error_codes[0].code, ErrorCode::SERVER_ERROR);
     }
 
     #[test]

@@ -118,9 +118,18 @@ pub(crate) fn rewrite(
                 } else {
                     status
                 };
-                let mut error = OAuthError::new(map_code(&code, policy), status);
+                let mapping = policy.error_codes.iter().find(|m| m.upstream == code);
+                let (mapped, status) = match mapping {
+                    Some(m) => (m.code.clone(), m.status.unwrap_or(status)),
+                    None => (ErrorCode::new(code.clone()), status),
+                };
+                let mut error = OAuthError::new(mapped, status);
                 if let Some(description) = object.get("error_description").and_then(Value::as_str) {
                     error = error.with_description(scrub(description, request));
+                } else if mapping.is_some() {
+                    // Slack sends only a code: say which, since the answered code replaced it.
+                    let upstream = ErrorCode::new(code);
+                    error = error.with_description(format!("upstream error {upstream}"));
                 }
                 Err(error)
             }
@@ -133,10 +142,7 @@ pub(crate) fn rewrite(
 
     if !has_access_token(&object) {
         if let Some(pointer) = &policy.access_token_pointer {
-            if let Some(token) = lookup(&object, pointer).and_then(Value::as_str) {
-                let token = token.to_owned();
-                object.insert("access_token".into(), Value::String(token));
-            }
+            lift_nested_token(&mut object, pointer);
         }
     }
     if !has_access_token(&object) {
@@ -296,13 +302,33 @@ fn lookup<'a>(object: &'a Map<String, Value>, pointer: &str) -> Option<&'a Value
     Some(current)
 }
 
-fn map_code(code: &str, policy: &ResponsePolicy) -> ErrorCode {
-    policy
-        .error_codes
-        .iter()
-        .find(|(upstream, _)| upstream == code)
-        .map(|(_, mapped)| mapped.clone())
-        .unwrap_or_else(|| ErrorCode::new(code.to_owned()))
+/// Copies the token at `pointer` to the top level, with the `expires_in` and `refresh_token`
+/// of the object holding it when the top level has none (Slack's `authed_user`).
+fn lift_nested_token(object: &mut Map<String, Value>, pointer: &str) {
+    let Some(token) = lookup(object, pointer).and_then(Value::as_str) else {
+        return;
+    };
+    let mut lifted = vec![("access_token", Value::String(token.to_owned()))];
+    let holder = pointer
+        .rsplit_once('/')
+        .and_then(|(parent, _)| match parent {
+            "" => None,
+            parent => lookup(object, parent),
+        })
+        .and_then(Value::as_object);
+    if let Some(holder) = holder {
+        for name in ["expires_in", "refresh_token"] {
+            match (object.get(name), holder.get(name)) {
+                (None | Some(Value::Null), Some(value)) if !value.is_null() => {
+                    lifted.push((name, value.clone()));
+                }
+                _ => {}
+            }
+        }
+    }
+    for (name, value) in lifted {
+        object.insert(name.into(), value);
+    }
 }
 
 /// Reads `expires_in`: an integer is kept, a string of digits or a whole float is converted.
@@ -563,6 +589,57 @@ mod tests {
         let e = run(&Provider::salesforce(), 200, &json(), body, None).unwrap_err();
         assert_eq!(e.code(), &ErrorCode::SERVER_ERROR);
         assert!(!e.description().unwrap().contains("has space"));
+    }
+
+    #[test]
+    fn a_mapped_code_may_carry_its_own_status_and_names_the_upstream_code() {
+        let p = Provider::generic()
+            .error_marker(ErrorMarker::Equals {
+                pointer: "/ok".into(),
+                value: Value::Bool(false),
+            })
+            .map_error(
+                "ratelimited",
+                ErrorCode::TEMPORARILY_UNAVAILABLE,
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+            .map_error_code("invalid_code", ErrorCode::INVALID_GRANT);
+        let e = run(
+            &p,
+            200,
+            &json(),
+            r#"{"ok":false,"error":"ratelimited"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), &ErrorCode::TEMPORARILY_UNAVAILABLE);
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.description(), Some("upstream error ratelimited"));
+        let e = run(
+            &p,
+            200,
+            &json(),
+            r#"{"ok":false,"error":"invalid_code"}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), &ErrorCode::INVALID_GRANT);
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(e.description(), Some("upstream error invalid_code"));
+    }
+
+    #[test]
+    fn a_nested_token_brings_its_lifetime_and_refresh_token() {
+        let p = Provider::generic().access_token_pointer("/authed_user/access_token");
+        let body = r#"{"ok":true,"authed_user":{"access_token":"xoxe.xoxp-1","expires_in":43200,"refresh_token":"xoxe-1-r"}}"#;
+        let out = run(&p, 200, &json(), body, None).unwrap();
+        assert_eq!(out["access_token"], "xoxe.xoxp-1");
+        assert_eq!(out["expires_in"], 43200);
+        assert_eq!(out["refresh_token"], "xoxe-1-r");
+        let top = r#"{"ok":true,"access_token":"xoxb-1","expires_in":600,"authed_user":{"access_token":"xoxp-1","expires_in":43200}}"#;
+        let out = run(&p, 200, &json(), top, None).unwrap();
+        assert_eq!(out["access_token"], "xoxb-1");
+        assert_eq!(out["expires_in"], 600);
     }
 
     #[test]
