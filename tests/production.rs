@@ -268,6 +268,7 @@ async fn the_example_serves_https_and_http2_with_a_given_certificate() {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     let response = response.unwrap_or_else(|| panic!("no HTTPS answer: {last_error:?}"));
     assert_eq!(response.version(), Version::HTTP_2);
     assert_eq!(response.status(), 200);
