@@ -13,7 +13,11 @@
 //!   (`expires_in` injected, `instance_url` packed into the access token, the refresh token
 //!   echoed, errors normalized to RFC 6749 §5.2, `Cache-Control: no-store`);
 //! - [`TokenExchangeLayer`] is both, configured from one [`Provider`] preset;
-//! - [`PackedToken::unpack`] is the exact inverse of the packing, for the skill.
+//! - [`PackedToken::unpack`] is the exact inverse of the packing, for the skill;
+//! - [`AuthorizeRedirect`] is the authorization middleman (`/authorize`, `/callback`): it checks
+//!   Alexa's redirect URL, seals the round trip into the OAuth `state` with a [`StateSealer`]
+//!   (no server-side session), and hands Alexa a sealed code that [`SealedCodeOpener`] redeems
+//!   at the token endpoint.
 //!
 //! # Quick start
 //!
@@ -67,21 +71,25 @@
 #![deny(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod authorize;
 mod body;
 mod error;
 mod exchange;
 mod pack;
 mod provider;
+pub mod state;
 pub mod token_request;
 pub mod token_response;
 #[cfg(feature = "client")]
 pub mod upstream;
 
+pub use crate::authorize::{AuthorizeRedirect, SealedCodeOpener};
 pub use crate::body::{FullBody, ResponseBody};
 pub use crate::error::{ErrorCode, OAuthError};
 pub use crate::exchange::{TokenExchange, TokenExchangeLayer};
 pub use crate::pack::{PackError, PackFormat, PackedToken, UnpackError, FORMAT_VERSION};
 pub use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, Provider, TokenRequestHook};
+pub use crate::state::{OpenError, StateSealer};
 pub use crate::token_request::{
     BodyFormat, ClientAuth, CredentialSource, GrantType, NormalizeTokenRequest,
     NormalizeTokenRequestLayer, TokenRequest,
