@@ -144,7 +144,7 @@ impl AlexaRedirects {
         if url.query().is_some() {
             return Err(RedirectRefusal::Query);
         }
-        if self.extra.iter().any(|allowed| *allowed == url) {
+        if self.extra.contains(&url) {
             return Ok(url);
         }
         if url.scheme() != "https" {

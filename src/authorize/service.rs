@@ -516,3 +516,191 @@ impl Future for ResponseFuture {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TokenRequestHook;
+    use tower::ServiceExt;
+
+    const ALEXA: &str = "https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F";
+
+    fn service(
+        configure: impl FnOnce(AuthorizeRedirectBuilder) -> AuthorizeRedirectBuilder,
+    ) -> AuthorizeRedirect {
+        configure(
+            AuthorizeRedirect::builder()
+                .upstream_authorize_url("https://login.example.com/oauth/authorize?prompt=login")
+                .public_url("https://bridge.example.com")
+                .sealer(StateSealer::random()),
+        )
+        .build()
+        .unwrap()
+    }
+
+    async fn get(
+        service: &AuthorizeRedirect,
+        pairs: &[(&str, &str)],
+        path: &str,
+    ) -> Response<FullBody> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let request = Request::get(format!("{path}?{query}")).body(()).unwrap();
+        service.clone().oneshot(request).await.unwrap()
+    }
+
+    fn location(response: &Response<FullBody>) -> Url {
+        assert_eq!(response.status(), StatusCode::FOUND);
+        Url::parse(response.headers()[LOCATION].to_str().unwrap()).unwrap()
+    }
+
+    fn query(url: &Url) -> Vec<(String, String)> {
+        url.query_pairs().into_owned().collect()
+    }
+
+    #[tokio::test]
+    async fn authorize_keeps_the_upstream_query_and_appends_its_parameters_in_order() {
+        let s = service(|b| b.client_id("bridge-id").scope("api refresh_token"));
+        let response = get(
+            &s,
+            &[
+                ("state", "S"),
+                ("redirect_uri", ALEXA),
+                ("client_id", "alexa"),
+                ("scope", "ignored"),
+            ],
+            "/authorize",
+        )
+        .await;
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        assert_eq!(response.headers()[REFERRER_POLICY], "no-referrer");
+        let url = location(&response);
+        let pairs = query(&url);
+        let names: Vec<_> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "prompt",
+                "response_type",
+                "client_id",
+                "scope",
+                "redirect_uri",
+                "state"
+            ]
+        );
+        assert_eq!(pairs[2].1, "bridge-id");
+        assert_eq!(pairs[3].1, "api refresh_token");
+        assert_eq!(pairs[4].1, "https://bridge.example.com/callback");
+        let state: AuthorizeState = s.sealer().open(&pairs[5].1).unwrap();
+        assert_eq!(state.alexa_state, "S");
+        assert_eq!(state.alexa_redirect, ALEXA);
+        assert!(state.verifier.is_none());
+    }
+
+    #[tokio::test]
+    async fn alexas_client_id_is_used_when_none_is_configured() {
+        let s = service(|b| b);
+        let url = location(
+            &get(
+                &s,
+                &[
+                    ("state", "S"),
+                    ("redirect_uri", ALEXA),
+                    ("client_id", "alexa"),
+                ],
+                "/authorize",
+            )
+            .await,
+        );
+        assert!(query(&url).contains(&("client_id".into(), "alexa".into())));
+        let url =
+            location(&get(&s, &[("state", "S"), ("redirect_uri", ALEXA)], "/authorize").await);
+        let back: Vec<_> = query(&url);
+        assert_eq!(url.host_str(), Some("layla.amazon.com"));
+        assert_eq!(back[0], ("error".into(), "invalid_request".into()));
+        assert_eq!(back[2], ("state".into(), "S".into()));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_response_type_goes_back_to_alexa_as_an_error() {
+        let s = service(|b| b.client_id("id"));
+        let response = get(
+            &s,
+            &[
+                ("state", "S"),
+                ("redirect_uri", ALEXA),
+                ("response_type", "token"),
+            ],
+            "/authorize",
+        )
+        .await;
+        let url = location(&response);
+        assert_eq!(url.host_str(), Some("layla.amazon.com"));
+        assert!(query(&url).contains(&("error".into(), "unsupported_response_type".into())));
+    }
+
+    #[tokio::test]
+    async fn an_overlong_alexa_state_is_refused_without_redirect() {
+        let s = service(|b| b.client_id("id"));
+        let long = "s".repeat(MAX_ALEXA_STATE + 1);
+        let response = get(
+            &s,
+            &[("state", &long), ("redirect_uri", ALEXA)],
+            "/authorize",
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.headers().get(LOCATION).is_none());
+        assert!(std::str::from_utf8(response.body().as_bytes())
+            .unwrap()
+            .contains("state is too long"));
+    }
+
+    #[tokio::test]
+    async fn the_code_handed_to_alexa_opens_at_the_token_endpoint() {
+        let s = service(|b| b.client_id("id").pkce(true));
+        let upstream =
+            location(&get(&s, &[("state", "S"), ("redirect_uri", ALEXA)], "/authorize").await);
+        let pairs = query(&upstream);
+        let sealed_state = &pairs.iter().find(|(n, _)| n == "state").unwrap().1;
+        let challenge = &pairs.iter().find(|(n, _)| n == "code_challenge").unwrap().1;
+        let back = location(
+            &get(
+                &s,
+                &[("code", "UP"), ("state", sealed_state)],
+                "/oauth/callback",
+            )
+            .await,
+        );
+        let back = query(&back);
+        assert_eq!(back[0], ("state".into(), "S".into()));
+        let mut request = crate::TokenRequest::parse(
+            &http::HeaderMap::new(),
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "authorization_code")
+                .append_pair("code", &back[1].1)
+                .finish()
+                .as_bytes(),
+        )
+        .unwrap();
+        s.code_opener().apply(&mut request).unwrap();
+        assert_eq!(request.code(), Some("UP"));
+        assert_eq!(
+            request.redirect_uri(),
+            Some("https://bridge.example.com/callback")
+        );
+        assert_eq!(&s256(request.param("code_verifier").unwrap()), challenge);
+    }
+
+    #[test]
+    fn s256_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let verifier = new_verifier();
+        assert_eq!(verifier.len(), 43);
+        assert_ne!(verifier, new_verifier());
+    }
+}
