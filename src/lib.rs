@@ -13,6 +13,10 @@
 //!   (`expires_in` injected, `instance_url` packed into the access token, the refresh token
 //!   echoed, errors normalized to RFC 6749 §5.2, `Cache-Control: no-store`);
 //! - [`TokenExchangeLayer`] is both, configured from one [`Provider`] preset;
+//! - [`AuthorizeRedirect`] is the authorization middleman (`/authorize`, `/callback`): it checks
+//!   Alexa's redirect URL, seals the round trip into the OAuth `state` with a [`StateSealer`]
+//!   (no server-side session), and hands Alexa a sealed code that [`SealedCodeOpener`] redeems
+//!   at the token endpoint;
 //! - [`PackedToken::unpack`] is the exact inverse of the packing, for the skill, and
 //!   [`skill`] reads the token from Alexa's request envelopes (with an axum extractor behind
 //!   the `axum` feature).
@@ -70,6 +74,7 @@
 #![deny(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod authorize;
 mod body;
 #[cfg(feature = "client")]
 pub mod bridge;
@@ -78,17 +83,20 @@ mod exchange;
 mod pack;
 mod provider;
 pub mod skill;
+pub mod state;
 pub mod token_request;
 pub mod token_response;
 #[cfg(feature = "client")]
 pub mod upstream;
 
+pub use crate::authorize::{AuthorizeRedirect, SealedCodeOpener};
 pub use crate::body::{FullBody, ResponseBody};
 pub use crate::error::{ErrorCode, OAuthError};
 pub use crate::exchange::{TokenExchange, TokenExchangeLayer};
 pub use crate::pack::{PackError, PackFormat, PackedToken, UnpackError, FORMAT_VERSION};
 pub use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, Provider, TokenRequestHook};
 pub use crate::skill::{AlexaRequest, NotLinked, RequestKind};
+pub use crate::state::{OpenError, StateSealer};
 pub use crate::token_request::{
     BodyFormat, ClientAuth, CredentialSource, GrantType, NormalizeTokenRequest,
     NormalizeTokenRequestLayer, TokenRequest,

@@ -1,0 +1,397 @@
+//! The authorization middleman: `/authorize` and `/callback` between Alexa and the upstream.
+//!
+//! [`AuthorizeRedirect`] is a Tower service that answers two routes (any path ending in
+//! `/authorize` or `/callback`; anything else is 404):
+//!
+//! - `GET /authorize?state=S&redirect_uri=R&client_id&response_type&scope[&code_challenge..]`:
+//!   `R` must be an Alexa redirect URL ([`AlexaRedirects`]); if it is not, or `S` is missing,
+//!   the answer is a 400 page and **no redirect**. Otherwise `S`, `R` and (in PKCE mode) a
+//!   verifier the bridge made are sealed into `T` ([`StateSealer`]) and the browser is sent
+//!   (302) to the upstream authorization URL with `state=T` and `redirect_uri=<public
+//!   URL>/callback`. Alexa's `code_challenge` passes through unchanged.
+//! - `GET /callback?code=C&state=T`: `T` is opened (tampered, expired, foreign or oversized: a
+//!   400 page, no redirect). An upstream `error` is relayed to `R` with Alexa's state
+//!   (RFC 6749 §4.1.2.1). Otherwise the browser goes back to `R?state=S&code=K`, where `K` is a
+//!   *sealed code* holding `C`, the callback URL the upstream bound `C` to, and the bridge's
+//!   PKCE verifier. In implicit mode ([`AuthorizeRedirectBuilder::implicit`]) the bridge
+//!   exchanges `C` itself and answers `R#state=S&access_token=..&token_type=Bearer&expires_in=..`.
+//!
+//! At the token endpoint, [`SealedCodeOpener`] (a [`TokenRequestHook`](crate::TokenRequestHook))
+//! opens `K` again and puts back what the upstream expects. Nothing is stored server-side, so
+//! replicas sharing the state keys are interchangeable.
+//!
+//! Redirects carry `Cache-Control: no-store` and `Referrer-Policy: no-referrer`; error pages are
+//! small `text/html` 400 answers that say what was wrong without echoing the input.
+//!
+//! ```
+//! use account_link_bridge::authorize::AuthorizeRedirect;
+//! use account_link_bridge::state::StateSealer;
+//! use account_link_bridge::{FullBody, Provider};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let sealer = StateSealer::random();
+//! let authorize = AuthorizeRedirect::builder()
+//!     .upstream_authorize_url("https://login.salesforce.com/services/oauth2/authorize")
+//!     .client_id("3MVG9-connected-app")
+//!     .public_url("https://bridge.example.com")
+//!     .sealer(sealer.clone())
+//!     .build()
+//!     .unwrap();
+//! // The token endpoint opens the codes /callback hands out:
+//! let provider = Provider::salesforce().token_request_hook(authorize.code_opener());
+//! # let _ = provider;
+//!
+//! let request = http::Request::get(
+//!     "/authorize?state=abc&response_type=code&redirect_uri=https%3A%2F%2Fpitangui.amazon.com%2Fapi%2Fskill%2Flink%2FM2AAAA",
+//! )
+//! .body(FullBody::default())
+//! .unwrap();
+//! let response = authorize.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 302);
+//! let location = response.headers()["location"].to_str().unwrap();
+//! assert!(location.starts_with("https://login.salesforce.com/services/oauth2/authorize?response_type=code&client_id=3MVG9-connected-app"));
+//! assert!(location.contains("redirect_uri=https%3A%2F%2Fbridge.example.com%2Fcallback"));
+//! # }
+//! ```
+
+mod code;
+mod implicit;
+mod redirect;
+mod service;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower_service::Service;
+use url::Url;
+
+pub use self::code::SealedCodeOpener;
+pub use self::redirect::{AlexaRedirects, RedirectRefusal, ALEXA_REDIRECT_HOSTS};
+pub use self::service::{AuthorizeRedirect, ResponseFuture};
+
+use self::implicit::{ServiceTokenCall, TokenCall};
+use crate::body::FullBody;
+use crate::state::StateSealer;
+
+/// What the bridge gives Alexa after the upstream login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantMode {
+    /// A (sealed) authorization code in the redirect's query; Alexa exchanges it at `/token`.
+    Code,
+    /// The bridge exchanges the upstream code itself and puts the access token in the
+    /// redirect's fragment (Alexa's implicit grant, custom skills only).
+    Implicit,
+}
+
+/// Why an [`AuthorizeRedirectBuilder`] could not build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// No upstream authorization URL was set.
+    MissingUpstreamAuthorizeUrl,
+    /// The upstream authorization URL is not an absolute http(s) URL without fragment.
+    InvalidUpstreamAuthorizeUrl,
+    /// No public URL was set.
+    MissingPublicUrl,
+    /// The public URL is not an absolute http(s) URL without query or fragment.
+    InvalidPublicUrl,
+    /// An extra redirect URL is not an absolute URL without query or fragment.
+    InvalidRedirectUrl,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BuildError::MissingUpstreamAuthorizeUrl => "no upstream authorization URL was set",
+            BuildError::InvalidUpstreamAuthorizeUrl => {
+                "the upstream authorization URL is not an absolute http(s) URL"
+            }
+            BuildError::MissingPublicUrl => "no public URL was set",
+            BuildError::InvalidPublicUrl => {
+                "the public URL is not an absolute http(s) URL without query or fragment"
+            }
+            BuildError::InvalidRedirectUrl => {
+                "an extra redirect URL is not an absolute URL without query or fragment"
+            }
+        })
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// The middleman's configuration, shared by clones of the service.
+pub(crate) struct Config {
+    pub(crate) upstream_authorize_url: Url,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) callback_url: Url,
+    pub(crate) sealer: StateSealer,
+    pub(crate) redirects: AlexaRedirects,
+    pub(crate) pkce: bool,
+    pub(crate) code_lifetime: Duration,
+    pub(crate) token_service: Option<Arc<dyn TokenCall>>,
+}
+
+impl Config {
+    pub(crate) fn grant_mode(&self) -> GrantMode {
+        if self.token_service.is_some() {
+            GrantMode::Implicit
+        } else {
+            GrantMode::Code
+        }
+    }
+}
+
+/// Builds an [`AuthorizeRedirect`]: see the [module docs](self).
+#[derive(Default)]
+pub struct AuthorizeRedirectBuilder {
+    upstream_authorize_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    public_url: Option<String>,
+    sealer: Option<StateSealer>,
+    extra_redirects: Vec<String>,
+    pkce: bool,
+    code_lifetime: Option<Duration>,
+    token_service: Option<Arc<dyn TokenCall>>,
+}
+
+impl AuthorizeRedirectBuilder {
+    /// The default lifetime of a sealed code: 5 minutes (Alexa exchanges it within seconds).
+    pub const DEFAULT_CODE_LIFETIME: Duration = Duration::from_secs(300);
+
+    /// The upstream's authorization endpoint, e.g.
+    /// `https://login.salesforce.com/services/oauth2/authorize`. Required.
+    pub fn upstream_authorize_url(mut self, url: impl Into<String>) -> Self {
+        self.upstream_authorize_url = Some(url.into());
+        self
+    }
+
+    /// The bridge's client id at the upstream. When unset, Alexa's `client_id` is passed on.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The bridge's client secret at the upstream, used only in implicit mode, where the bridge
+    /// exchanges the code itself. `Debug` never shows it.
+    pub fn client_secret(mut self, client_secret: impl Into<String>) -> Self {
+        self.client_secret = Some(client_secret.into());
+        self
+    }
+
+    /// The scope asked of the upstream, replacing the one Alexa sends.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The bridge's external base URL; the upstream sends users back to `<url>/callback`.
+    /// Required.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// The sealer for states and codes. Replicas must share its keys. Default: a random key for
+    /// this process, with a warning.
+    pub fn sealer(mut self, sealer: StateSealer) -> Self {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    /// Also allows redirecting to exactly this URL (compared after parsing), besides Alexa's.
+    pub fn allow_redirect_url(mut self, url: impl Into<String>) -> Self {
+        self.extra_redirects.push(url.into());
+        self
+    }
+
+    /// PKCE mode: when Alexa sends no `code_challenge`, the bridge makes its own S256 pair
+    /// toward the upstream and keeps the verifier sealed until the token request.
+    pub fn pkce(mut self, on: bool) -> Self {
+        self.pkce = on;
+        self
+    }
+
+    /// How long a sealed code handed to Alexa stays valid (default 5 minutes).
+    pub fn code_lifetime(mut self, lifetime: Duration) -> Self {
+        self.code_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Implicit mode: `/callback` exchanges the upstream code through `token_service` and
+    /// gives Alexa the token in the redirect's fragment.
+    ///
+    /// `token_service` receives a form POST (`grant_type=authorization_code`, `code`,
+    /// `redirect_uri`, `client_id`, `client_secret`, `code_verifier` as available) and should
+    /// answer RFC 6749 JSON: typically
+    /// `TokenExchangeLayer::new(provider).layer(Upstream::new(token_url))`, whose answer already
+    /// carries an integer `expires_in` and the packed access token.
+    pub fn implicit<S, B>(mut self, token_service: S) -> Self
+    where
+        S: Service<Request<FullBody>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Send + 'static,
+    {
+        self.token_service = Some(Arc::new(ServiceTokenCall::new(token_service)));
+        self
+    }
+
+    /// Builds the service.
+    pub fn build(self) -> Result<AuthorizeRedirect, BuildError> {
+        let upstream_authorize_url = self
+            .upstream_authorize_url
+            .ok_or(BuildError::MissingUpstreamAuthorizeUrl)?;
+        let upstream_authorize_url = Url::parse(&upstream_authorize_url)
+            .ok()
+            .filter(|u| is_http(u) && u.fragment().is_none())
+            .ok_or(BuildError::InvalidUpstreamAuthorizeUrl)?;
+        let public_url = self.public_url.ok_or(BuildError::MissingPublicUrl)?;
+        let mut callback_url = Url::parse(&public_url)
+            .ok()
+            .filter(|u| is_http(u) && u.query().is_none() && u.fragment().is_none())
+            .ok_or(BuildError::InvalidPublicUrl)?;
+        let path = format!("{}/callback", callback_url.path().trim_end_matches('/'));
+        callback_url.set_path(&path);
+        let mut redirects = AlexaRedirects::new();
+        for extra in &self.extra_redirects {
+            let url = Url::parse(extra)
+                .ok()
+                .filter(|u| u.query().is_none() && u.fragment().is_none())
+                .ok_or(BuildError::InvalidRedirectUrl)?;
+            redirects = redirects.allow(url);
+        }
+        let sealer = self.sealer.unwrap_or_else(|| {
+            tracing::warn!(
+                target: "account_link_bridge::authorize",
+                "no state key given: using a random one; links in progress fail after a restart \
+                 and on other replicas"
+            );
+            StateSealer::random()
+        });
+        Ok(AuthorizeRedirect::from_config(Config {
+            upstream_authorize_url,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            scope: self.scope,
+            callback_url,
+            sealer,
+            redirects,
+            pkce: self.pkce,
+            code_lifetime: self.code_lifetime.unwrap_or(Self::DEFAULT_CODE_LIFETIME),
+            token_service: self.token_service,
+        }))
+    }
+}
+
+fn is_http(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https") && url.has_host()
+}
+
+impl fmt::Debug for AuthorizeRedirectBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizeRedirectBuilder")
+            .field("upstream_authorize_url", &self.upstream_authorize_url)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("scope", &self.scope)
+            .field("public_url", &self.public_url)
+            .field("sealer", &self.sealer)
+            .field("extra_redirects", &self.extra_redirects)
+            .field("pkce", &self.pkce)
+            .field("code_lifetime", &self.code_lifetime)
+            .field("implicit", &self.token_service.is_some())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizeRedirect")
+            .field(
+                "upstream_authorize_url",
+                &self.upstream_authorize_url.as_str(),
+            )
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("scope", &self.scope)
+            .field("callback_url", &self.callback_url.as_str())
+            .field("sealer", &self.sealer)
+            .field("redirects", &self.redirects)
+            .field("pkce", &self.pkce)
+            .field("code_lifetime", &self.code_lifetime)
+            .field("grant_mode", &self.grant_mode())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> AuthorizeRedirectBuilder {
+        AuthorizeRedirect::builder()
+            .upstream_authorize_url("https://login.example.com/authorize")
+            .public_url("https://bridge.example.com/alexa/")
+            .sealer(StateSealer::random())
+    }
+
+    #[test]
+    fn the_callback_url_is_the_public_url_plus_callback() {
+        let service = builder().build().unwrap();
+        assert_eq!(
+            service.callback_url().as_str(),
+            "https://bridge.example.com/alexa/callback"
+        );
+    }
+
+    #[test]
+    fn missing_or_invalid_urls_are_build_errors() {
+        assert_eq!(
+            AuthorizeRedirect::builder()
+                .public_url("https://b.example.com")
+                .build()
+                .unwrap_err(),
+            BuildError::MissingUpstreamAuthorizeUrl
+        );
+        assert_eq!(
+            builder()
+                .upstream_authorize_url("ftp://x/")
+                .build()
+                .unwrap_err(),
+            BuildError::InvalidUpstreamAuthorizeUrl
+        );
+        assert_eq!(
+            builder().public_url("/relative").build().unwrap_err(),
+            BuildError::InvalidPublicUrl
+        );
+        assert_eq!(
+            builder()
+                .allow_redirect_url("https://x.example.com/?a=b")
+                .build()
+                .unwrap_err(),
+            BuildError::InvalidRedirectUrl
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_client_secret() {
+        let b = builder().client_secret("hunter2-secret");
+        assert!(!format!("{b:?}").contains("hunter2"));
+        let service = b.build().unwrap();
+        assert!(!format!("{service:?}").contains("hunter2"));
+    }
+}
