@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | `POST /token` | the token exchange ([`TokenExchangeLayer`] over the token service) |
 //! | any other method on `/token` | 405 JSON, `Allow: POST` |
+//! | `GET /authorize`, `GET /callback` | the authorization middleman, when configured ([`Bridge::with_authorize`]) |
 //! | `GET /healthz` | 200 `ok` |
 //! | anything else | 404 JSON |
 //!
@@ -27,6 +28,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::authorize::AuthorizeRedirect;
 use crate::upstream::Upstream;
 use crate::{
     FullBody, OAuthError, Provider, ResponseBody, RewriteReport, TokenExchange, TokenExchangeLayer,
@@ -44,6 +46,7 @@ use crate::{
 #[derive(Clone)]
 pub struct Bridge<T = TokenExchange<Upstream>> {
     token: T,
+    authorize: Option<AuthorizeRedirect>,
 }
 
 impl Bridge {
@@ -51,6 +54,23 @@ impl Bridge {
     pub fn new(provider: Provider, upstream: Upstream) -> Self {
         Bridge {
             token: TokenExchangeLayer::new(provider).layer(upstream),
+            authorize: None,
+        }
+    }
+
+    /// The bridge with the authorization middleman on `/authorize` and `/callback`; its token
+    /// route redeems the sealed codes the middleman hands out ([`SealedCodeOpener`]).
+    ///
+    /// [`SealedCodeOpener`]: crate::authorize::SealedCodeOpener
+    pub fn with_authorize(
+        provider: Provider,
+        upstream: Upstream,
+        authorize: AuthorizeRedirect,
+    ) -> Self {
+        let provider = provider.token_request_hook(authorize.code_opener());
+        Bridge {
+            token: TokenExchangeLayer::new(provider).layer(upstream),
+            authorize: Some(authorize),
         }
     }
 }
@@ -58,7 +78,10 @@ impl Bridge {
 impl<T> Bridge<T> {
     /// A bridge whose `/token` route is `token`, a service already wrapped as needed.
     pub fn with_token_service(token: T) -> Self {
-        Bridge { token }
+        Bridge {
+            token,
+            authorize: None,
+        }
     }
 }
 
@@ -73,6 +96,7 @@ impl<T> fmt::Debug for Bridge<T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
     Token,
+    Authorize,
     Health,
     NotFound,
 }
@@ -81,6 +105,7 @@ fn route(path: &str) -> Route {
     match path.trim_end_matches('/').rsplit('/').next() {
         Some("token") => Route::Token,
         Some("healthz") => Route::Health,
+        Some("authorize" | "callback") => Route::Authorize,
         _ => Route::NotFound,
     }
 }
@@ -112,6 +137,10 @@ where
                     .headers_mut()
                     .insert(ALLOW, HeaderValue::from_static("POST"));
                 RouteFuture::ready(response)
+            }
+            (Route::Authorize, _) if self.authorize.is_some() => {
+                let authorize = self.authorize.as_mut().expect("checked above");
+                RouteFuture::authorize(authorize.call(request))
             }
             (Route::Health, &Method::GET | &Method::HEAD) => {
                 let mut response = Response::new(ResponseBody::from(Bytes::from_static(b"ok\n")));
@@ -149,6 +178,7 @@ pin_project! {
     enum RouteKind<T, B, F> {
         Waiting { service: T, request: Option<Request<B>> },
         Token { #[pin] future: F },
+        Authorize { #[pin] future: crate::authorize::ResponseFuture },
         Ready { response: Option<Response<ResponseBody<FullBody>>> },
     }
 }
@@ -163,6 +193,13 @@ where
                 service,
                 request: Some(request),
             },
+            started: Instant::now(),
+        }
+    }
+
+    fn authorize(future: crate::authorize::ResponseFuture) -> Self {
+        RouteFuture {
+            kind: RouteKind::Authorize { future },
             started: Instant::now(),
         }
     }
@@ -195,6 +232,10 @@ where
                     let response = ready!(future.poll(cx))?;
                     log_exchange(&response, *this.started);
                     return Poll::Ready(Ok(response));
+                }
+                RouteKindProj::Authorize { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(ResponseBody::full)));
                 }
                 RouteKindProj::Ready { response } => {
                     let response = response.take().expect("polled after completion");
@@ -234,6 +275,8 @@ mod tests {
         assert_eq!(route("/lambda-url/fn/token"), Route::Token);
         assert_eq!(route("/token/"), Route::Token);
         assert_eq!(route("/healthz"), Route::Health);
+        assert_eq!(route("/authorize"), Route::Authorize);
+        assert_eq!(route("/prod/callback"), Route::Authorize);
         assert_eq!(route("/tokens"), Route::NotFound);
         assert_eq!(route("/"), Route::NotFound);
     }

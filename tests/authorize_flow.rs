@@ -686,7 +686,8 @@ async fn a_sealed_state_cannot_be_redeemed_as_a_code() {
     let upstream = start_upstream().await;
     let bridge = start_bridge(&upstream, Options::default()).await;
     let state = sealed_state_from(&bridge).await;
-    let answer = redeem(&bridge, &state).await;
+    // Dressed as a sealed code (codes the bridge seals start with `alb1.`):
+    let answer = redeem(&bridge, &format!("alb1.{state}")).await;
     assert_eq!(answer.status, 400);
     let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(json["error"], "invalid_grant");

@@ -4,27 +4,11 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use account_link_bridge::PackedToken;
 use support::{post, Answer, MockUpstream};
-
-/// The example binary, built if this test runs alone.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let binary = dir.join("examples").join("bridge");
-    if !binary.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "bridge"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    binary
-}
 
 struct Bridge {
     child: Child,
@@ -35,7 +19,7 @@ struct Bridge {
 impl Bridge {
     /// Starts the example and waits for it to print where it serves.
     fn start(args: &[&str]) -> Bridge {
-        let mut child = Command::new(example_binary())
+        let mut child = Command::new(support::example_binary("bridge"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "info")
@@ -162,4 +146,70 @@ async fn sigterm_lets_an_in_flight_exchange_finish_then_exits_zero() {
     );
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Follows one redirect by hand, as a browser would, and returns the `Location`.
+async fn location_of(url: &str) -> String {
+    let reply = support::send(http::Request::get(url).body(Default::default()).unwrap()).await;
+    assert_eq!(reply.status, 302, "{url}: {:?}", reply.body);
+    reply.header("location").unwrap().to_string()
+}
+
+#[tokio::test]
+async fn alexas_whole_linking_flow_works_through_the_example_and_its_demo_upstream() {
+    let bridge = Bridge::start(&[
+        "--state-key",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    ]);
+    let alexa = "https://pitangui.amazon.com/api/skill/link/M2AAAAAAAAAAAA";
+    let authorize = format!(
+        "{}/authorize?{}",
+        bridge.base,
+        serde_urlencoded::to_string([
+            ("state", "alexa-state-1"),
+            ("client_id", "alexa"),
+            ("response_type", "code"),
+            ("scope", "api refresh_token"),
+            ("redirect_uri", alexa),
+        ])
+        .unwrap()
+    );
+
+    let to_upstream = location_of(&authorize).await;
+    assert!(
+        to_upstream.contains("/services/oauth2/authorize?"),
+        "{to_upstream}"
+    );
+    let to_callback = location_of(&to_upstream).await;
+    assert!(
+        to_callback.starts_with(&format!("{}/callback?", bridge.base)),
+        "{to_callback}"
+    );
+    let to_alexa = location_of(&to_callback).await;
+    assert!(to_alexa.starts_with(alexa), "{to_alexa}");
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(to_alexa.split_once('?').unwrap().1).unwrap();
+    let get = |n: &str| query.iter().find(|(k, _)| k == n).unwrap().1.clone();
+    assert_eq!(get("state"), "alexa-state-1");
+
+    // Alexa's token request, with its own redirect_uri, as the console sends it.
+    let body = serde_urlencoded::to_string([
+        ("grant_type", "authorization_code"),
+        ("code", get("code").as_str()),
+        ("redirect_uri", alexa),
+        ("client_id", "alexa"),
+        ("client_secret", "demo-secret"),
+    ])
+    .unwrap();
+    let reply = post(
+        &format!("{}/token", bridge.base),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let answer = reply.json();
+    assert_eq!(answer["expires_in"], 5400);
+    let token = PackedToken::unpack(answer["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(token.instance_url(), Some("https://demo.my.salesforce.com"));
 }

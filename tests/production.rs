@@ -178,29 +178,9 @@ async fn routes_answer_health_404_and_405_as_json() {
     assert!(upstream.seen().is_empty());
 }
 
-/// The example binary, built if this test runs alone.
-fn example_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("bridge");
-    if !binary.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", "bridge"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    binary
-}
-
 #[test]
 fn help_documents_every_option_of_the_command_line_contract() {
-    let output = std::process::Command::new(example_binary())
+    let output = std::process::Command::new(support::example_binary("bridge"))
         .arg("--help")
         .output()
         .unwrap();
@@ -229,7 +209,7 @@ async fn the_example_serves_https_and_http2_with_a_given_certificate() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let mut child = std::process::Command::new(example_binary())
+    let mut child = std::process::Command::new(support::example_binary("bridge"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--tls-cert")
         .arg(&cert)

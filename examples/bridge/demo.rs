@@ -1,4 +1,4 @@
-//! A Salesforce-like token endpoint on loopback, for trying the bridge without an org.
+//! A Salesforce-like authorization server on loopback, for trying the bridge without an org.
 //!
 //! Like Salesforce it wants a form with `Content-Type: application/x-www-form-urlencoded` and
 //! credentials in the body, answers without `expires_in`, with an `instance_url`, and gives no
@@ -38,6 +38,9 @@ pub async fn start() -> std::io::Result<SocketAddr> {
 }
 
 async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.uri().path().ends_with("/authorize") {
+        return Ok(authorize(request.uri()));
+    }
     let form_declared = request
         .headers()
         .get("content-type")
@@ -94,6 +97,40 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         )),
     };
     Ok(json(StatusCode::OK, answer))
+}
+
+/// The demo's authorization endpoint: the user "logs in" at once and is sent back to the
+/// `redirect_uri` with a code and the `state`, as Salesforce's web server flow does.
+fn authorize(uri: &hyper::Uri) -> Response<Full<Bytes>> {
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(redirect_uri) = param("redirect_uri") else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"invalid_request","error_description":"redirect_uri is missing"}"#.into(),
+        );
+    };
+    let n = ISSUED.fetch_add(1, Ordering::Relaxed);
+    let mut back = vec![("code", format!("aPrxdemo{n:08}"))];
+    if let Some(state) = param("state") {
+        back.push(("state", state.to_string()));
+    }
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    let location = format!(
+        "{redirect_uri}{separator}{}",
+        serde_urlencoded::to_string(&back).unwrap_or_default()
+    );
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header("location", location)
+        .body(Full::new(Bytes::new()))
+        .expect("a redirect is a valid response")
 }
 
 fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -91,6 +91,23 @@ impl fmt::Debug for SealedCodeOpener {
     }
 }
 
+/// Marks the codes `/callback` hands Alexa, so that a code the bridge did not seal (one that
+/// never went through `/callback`, such as the `bridge` example's demo exchange or a link begun
+/// before the middleman was switched on) is passed to the upstream untouched, for the upstream
+/// to judge. The bridge gains nothing by that: the caller still needs the client credentials.
+pub(crate) const SEALED_CODE_PREFIX: &str = "alb1.";
+
+/// Seals a code for Alexa, with the prefix [`SEALED_CODE_PREFIX`].
+pub(crate) fn seal_code(
+    sealer: &StateSealer,
+    code: &SealedCode,
+    lifetime: std::time::Duration,
+) -> String {
+    let mut sealed = String::from(SEALED_CODE_PREFIX);
+    sealed.push_str(&sealer.seal_for(code, lifetime));
+    sealed
+}
+
 fn invalid_grant(description: &'static str) -> OAuthError {
     OAuthError::new(ErrorCode::INVALID_GRANT, StatusCode::BAD_REQUEST).with_description(description)
 }
@@ -102,6 +119,14 @@ impl TokenRequestHook for SealedCodeOpener {
         }
         let Some(code) = request.code() else {
             return Err(OAuthError::invalid_request("code is missing"));
+        };
+        let Some(code) = code.strip_prefix(SEALED_CODE_PREFIX) else {
+            tracing::debug!(
+                target: "account_link_bridge::authorize",
+                verdict = "plain code passed through",
+                "code not sealed by the bridge"
+            );
+            return Ok(());
         };
         let sealed: SealedCode = self.sealer.open(code).map_err(|error| {
             tracing::debug!(
@@ -152,12 +177,27 @@ mod tests {
     const ALEXA: &str = "https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F";
 
     fn sealed_code(sealer: &StateSealer, verifier: Option<&str>) -> String {
-        sealer.seal(&SealedCode {
+        let sealed = sealer.seal(&SealedCode {
             upstream_code: "aPrx-upstream".into(),
             callback_url: "https://bridge.example.com/callback".into(),
             alexa_redirect: ALEXA.into(),
             verifier: verifier.map(Into::into),
-        })
+        });
+        format!("{SEALED_CODE_PREFIX}{sealed}")
+    }
+
+    #[test]
+    fn a_code_the_bridge_did_not_seal_passes_through_untouched() {
+        let opener = SealedCodeOpener::new(StateSealer::random());
+        let body = form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "plain-upstream-code"),
+            ("redirect_uri", ALEXA),
+        ]);
+        let mut r = request(&body);
+        opener.apply(&mut r).unwrap();
+        assert_eq!(r.code(), Some("plain-upstream-code"));
+        assert_eq!(r.redirect_uri(), Some(ALEXA));
     }
 
     fn request(body: &str) -> TokenRequest {
@@ -237,9 +277,10 @@ mod tests {
             alexa_redirect: ALEXA.into(),
             verifier: None,
         });
+        let replayed = format!("{SEALED_CODE_PREFIX}{state}");
         let mut r = request(&form(&[
             ("grant_type", "authorization_code"),
-            ("code", &state),
+            ("code", &replayed),
         ]));
         let error = SealedCodeOpener::new(sealer).apply(&mut r).unwrap_err();
         assert_eq!(error.code(), &ErrorCode::INVALID_GRANT);

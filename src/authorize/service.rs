@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tower_service::Service;
 use url::Url;
 
-use super::code::{AuthorizeState, SealedCode};
+use super::code::{seal_code, AuthorizeState, SealedCode};
 use super::implicit::{token_request, truncate, TokenAnswer, TokenFuture};
 use super::{AuthorizeRedirectBuilder, Config, GrantMode, SealedCodeOpener};
 use crate::body::FullBody;
@@ -304,7 +304,8 @@ fn callback(config: &Config, params: &Params) -> ResponseFuture {
     };
     match &config.token_service {
         None => {
-            let sealed_code = config.sealer.seal_for(
+            let sealed_code = seal_code(
+                &config.sealer,
                 &SealedCode {
                     upstream_code: code.to_owned(),
                     callback_url: config.callback_url.to_string(),

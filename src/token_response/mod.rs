@@ -82,6 +82,23 @@ impl RewriteTokenResponseLayer {
         self
     }
 
+    /// Rewrites one upstream answer without any I/O: what the layer does once it has read the
+    /// answer's body. `Ok` is the JSON of a 200 for Alexa; `Err` the RFC 6749 error to answer.
+    /// `request` is the token request the answer is for, when known (for the refresh-token echo
+    /// and to keep its secrets out of error descriptions).
+    pub fn rewrite_answer(
+        &self,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        request: Option<&TokenRequest>,
+    ) -> (Result<bytes::Bytes, crate::OAuthError>, RewriteReport) {
+        let mut report = RewriteReport::new(Some(status));
+        report.grant_type = request.map(|r| r.grant_type().clone());
+        let result = rewrite::rewrite(status, headers, body, request, &self.policy, &mut report);
+        (result, report)
+    }
+
     /// The largest upstream answer read, in bytes; larger answers become 502 `server_error`.
     pub fn body_limit(mut self, limit: usize) -> Self {
         Arc::make_mut(&mut self.policy).body_limit = limit;

@@ -359,3 +359,44 @@ where
     });
     addr
 }
+
+/// An example's binary, built (or found up to date) once per test process, so that a test run
+/// alone never starts a stale binary.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        // Only the shell's environment: the variables cargo sets for a test process would change
+        // build-script fingerprints (ring's) and make the two builds undo each other.
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo
+            .env_clear()
+            .args(["build", "--all-features", "--examples"]);
+        for (name, value) in std::env::vars_os() {
+            let keep = name.to_str().is_some_and(|n| {
+                matches!(
+                    n,
+                    "PATH"
+                        | "HOME"
+                        | "CARGO_HOME"
+                        | "RUSTUP_HOME"
+                        | "RUSTUP_TOOLCHAIN"
+                        | "CARGO_TARGET_DIR"
+                        | "RUSTFLAGS"
+                        | "TMPDIR"
+                )
+            });
+            if keep {
+                cargo.env(name, value);
+            }
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "the examples build");
+    });
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}

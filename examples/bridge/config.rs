@@ -1,0 +1,176 @@
+//! The bridge's configuration: the command-line contract of DESIGN.md, every option also read
+//! from `BRIDGE_<NAME>`. Shared by the `bridge` example (flags and environment) and the
+//! `lambda` example (environment only), so both build the same routes the same way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use account_link_bridge::authorize::AuthorizeRedirect;
+use account_link_bridge::bridge::Bridge;
+use account_link_bridge::state::StateSealer;
+use account_link_bridge::upstream::Upstream;
+use account_link_bridge::{ExpiresIn, Provider, TokenExchangeLayer};
+use clap::{Parser, ValueEnum};
+use tower::Layer;
+
+/// An OAuth 2.0 account-linking bridge between Amazon Alexa and an authorization server that
+/// does not speak plain OAuth (Salesforce, GitHub, Slack, ...).
+///
+/// Routes: POST /token (Alexa's access token URI), GET /authorize (Alexa's authorization URI)
+/// and GET /callback (the redirect URL to register upstream) when an upstream authorization URL
+/// is known, GET /healthz. Every option can also be set with the environment variable
+/// BRIDGE_<NAME>, e.g. BRIDGE_UPSTREAM_TOKEN_URL.
+#[derive(Debug, Parser)]
+#[command(name = "bridge", version)]
+pub struct Args {
+    /// Address to serve on.
+    #[arg(long, env = "BRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The upstream token endpoint. Without it, an embedded Salesforce-like demo upstream is
+    /// started on loopback.
+    #[arg(long, env = "BRIDGE_UPSTREAM_TOKEN_URL")]
+    pub upstream_token_url: Option<http::Uri>,
+
+    /// The upstream authorization endpoint; enables GET /authorize and GET /callback. Default:
+    /// the demo upstream's, when the demo runs.
+    #[arg(long, env = "BRIDGE_UPSTREAM_AUTHORIZE_URL")]
+    pub upstream_authorize_url: Option<String>,
+
+    /// The provider preset whose quirks to handle: salesforce, github, slack or generic.
+    #[arg(long, env = "BRIDGE_PROVIDER", default_value = "salesforce")]
+    pub provider: String,
+
+    /// The expires_in (seconds) to answer when the upstream gives none. Default: the
+    /// provider's (Salesforce: 5400).
+    #[arg(long, env = "BRIDGE_EXPIRES_IN")]
+    pub expires_in: Option<u64>,
+
+    /// The bridge's external base URL, whose /callback the upstream redirects to. Default:
+    /// http(s)://<listen>.
+    #[arg(long, env = "BRIDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Secrets sealing the OAuth state (base64, at least 32 bytes each), comma-separated,
+    /// newest first: the first seals, all open, so keys rotate without breaking links in
+    /// flight. Default: a random key per process (flows then break across replicas).
+    #[arg(long, env = "BRIDGE_STATE_KEY", hide_env_values = true)]
+    pub state_key: Option<String>,
+
+    /// Timeout of one upstream call, in seconds. Alexa gives the whole token answer 4.5 s:
+    /// keep it below that so Alexa hears a JSON error rather than timing out.
+    #[arg(long, env = "BRIDGE_UPSTREAM_TIMEOUT", default_value_t = 4.0)]
+    pub upstream_timeout: f64,
+
+    /// Make a PKCE pair (S256) toward the upstream when Alexa sends no code_challenge.
+    #[arg(long, env = "BRIDGE_PKCE")]
+    pub pkce: bool,
+
+    /// The grant served to Alexa: code, or implicit (the bridge exchanges the code itself and
+    /// answers the token in the URL fragment, for a code-only upstream).
+    #[arg(long, env = "BRIDGE_GRANT", value_enum, default_value_t = Grant::Code)]
+    pub grant: Grant,
+
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "BRIDGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "BRIDGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, env = "BRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The grant served to Alexa.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Grant {
+    /// The authorization code grant.
+    Code,
+    /// The implicit grant, bridged from a code-only upstream.
+    Implicit,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+/// Sets up `tracing` output on stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// The upstream endpoints the bridge talks to.
+pub struct Endpoints {
+    /// The token endpoint.
+    pub token_url: http::Uri,
+    /// The authorization endpoint, if the middleman is enabled.
+    pub authorize_url: Option<String>,
+}
+
+/// Builds the bridge's routes from the configuration. `public_url` is the bridge's external
+/// base URL (from `--public-url` or the listening address).
+pub fn build_bridge(
+    args: &Args,
+    endpoints: &Endpoints,
+    public_url: &str,
+) -> Result<Bridge, String> {
+    let mut provider = Provider::by_name(&args.provider).ok_or_else(|| {
+        format!(
+            "unknown provider {:?}: use salesforce, github, slack or generic",
+            args.provider
+        )
+    })?;
+    if let Some(secs) = args.expires_in {
+        provider = provider.expires_in(ExpiresIn::default_secs(secs));
+    }
+    if !(args.upstream_timeout > 0.0 && args.upstream_timeout.is_finite()) {
+        return Err("--upstream-timeout must be a positive number of seconds".into());
+    }
+    let upstream = Upstream::try_new(endpoints.token_url.clone())
+        .map_err(|e| e.to_string())?
+        .timeout(Duration::from_secs_f64(args.upstream_timeout));
+    let Some(authorize_url) = &endpoints.authorize_url else {
+        return Ok(Bridge::new(provider, upstream));
+    };
+    let sealer = match &args.state_key {
+        Some(keys) => {
+            StateSealer::from_base64_keys(keys).map_err(|e| format!("--state-key: {e}"))?
+        }
+        None => {
+            tracing::warn!(
+                "no --state-key: sealing state with a random per-process key; flows will break across replicas and restarts"
+            );
+            StateSealer::random()
+        }
+    };
+    let mut builder = AuthorizeRedirect::builder()
+        .upstream_authorize_url(authorize_url.clone())
+        .public_url(public_url.to_string())
+        .sealer(sealer)
+        .pkce(args.pkce);
+    if args.grant == Grant::Implicit {
+        builder =
+            builder.implicit(TokenExchangeLayer::new(provider.clone()).layer(upstream.clone()));
+    }
+    let authorize = builder
+        .build()
+        .map_err(|e| format!("authorization middleman: {e}"))?;
+    Ok(Bridge::with_authorize(provider, upstream, authorize))
+}
