@@ -9,6 +9,11 @@
 //! | `GET /healthz` | 200 `ok` |
 //! | anything else | 404 JSON |
 //!
+//! Token exchanges in flight are bounded ([`Bridge::max_concurrent_exchanges`], default
+//! [`Bridge::DEFAULT_MAX_CONCURRENT_EXCHANGES`]): past the bound the bridge sheds load with an
+//! immediate 503 `temporarily_unavailable` JSON answer instead of queueing, so an overload never
+//! turns into answers later than Alexa's 4.5 s.
+//!
 //! Each token exchange is logged as one structured `tracing` event at INFO on the target
 //! `account_link_bridge::exchange`: grant type, upstream status, outcome, answered status and
 //! latency. It carries no secret: no client secret, code or token ever reaches a log field.
@@ -17,6 +22,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -25,6 +31,7 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use pin_project_lite::pin_project;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -47,15 +54,17 @@ use crate::{
 pub struct Bridge<T = TokenExchange<Upstream>> {
     token: T,
     authorize: Option<AuthorizeRedirect>,
+    in_flight: Arc<Semaphore>,
+}
+
+fn exchange_slots(n: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)))
 }
 
 impl Bridge {
     /// The bridge for `provider`, sending token requests to `upstream`.
     pub fn new(provider: Provider, upstream: Upstream) -> Self {
-        Bridge {
-            token: TokenExchangeLayer::new(provider).layer(upstream),
-            authorize: None,
-        }
+        Bridge::with_token_service(TokenExchangeLayer::new(provider).layer(upstream))
     }
 
     /// The bridge with the authorization middleman on `/authorize` and `/callback`; its token
@@ -69,19 +78,29 @@ impl Bridge {
     ) -> Self {
         let provider = provider.token_request_hook(authorize.code_opener());
         Bridge {
-            token: TokenExchangeLayer::new(provider).layer(upstream),
             authorize: Some(authorize),
+            ..Bridge::with_token_service(TokenExchangeLayer::new(provider).layer(upstream))
         }
     }
 }
 
 impl<T> Bridge<T> {
+    /// The default bound on token exchanges in flight.
+    pub const DEFAULT_MAX_CONCURRENT_EXCHANGES: usize = 1024;
+
     /// A bridge whose `/token` route is `token`, a service already wrapped as needed.
     pub fn with_token_service(token: T) -> Self {
         Bridge {
             token,
             authorize: None,
+            in_flight: exchange_slots(Self::DEFAULT_MAX_CONCURRENT_EXCHANGES),
         }
+    }
+
+    /// Bounds the token exchanges in flight; past it, 503 `temporarily_unavailable` at once.
+    pub fn max_concurrent_exchanges(mut self, n: usize) -> Self {
+        self.in_flight = exchange_slots(n);
+        self
     }
 }
 
@@ -127,7 +146,23 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         match (route(request.uri().path()), request.method()) {
-            (Route::Token, &Method::POST) => RouteFuture::token(self.token.clone(), request),
+            (Route::Token, &Method::POST) => match self.in_flight.clone().try_acquire_owned() {
+                Ok(permit) => RouteFuture::token(self.token.clone(), request, permit),
+                Err(_) => {
+                    tracing::warn!(
+                        target: "account_link_bridge::exchange",
+                        outcome = "shed",
+                        "too many token exchanges in flight: answered 503"
+                    );
+                    RouteFuture::ready(
+                        OAuthError::temporarily_unavailable(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the bridge is at its limit of concurrent exchanges; retry shortly",
+                        )
+                        .into_response(),
+                    )
+                }
+            },
             (Route::Token, _) => {
                 let mut response: Response<ResponseBody<FullBody>> =
                     OAuthError::invalid_request("the token endpoint accepts only POST")
@@ -176,8 +211,8 @@ pin_project! {
 pin_project! {
     #[project = RouteKindProj]
     enum RouteKind<T, B, F> {
-        Waiting { service: T, request: Option<Request<B>> },
-        Token { #[pin] future: F },
+        Waiting { service: T, request: Option<Request<B>>, permit: Option<OwnedSemaphorePermit> },
+        Token { #[pin] future: F, permit: Option<OwnedSemaphorePermit> },
         Authorize { #[pin] future: crate::authorize::ResponseFuture },
         Ready { response: Option<Response<ResponseBody<FullBody>>> },
     }
@@ -187,11 +222,12 @@ impl<T, B> RouteFuture<T, B>
 where
     T: Service<Request<B>>,
 {
-    fn token(service: T, request: Request<B>) -> Self {
+    fn token(service: T, request: Request<B>, permit: OwnedSemaphorePermit) -> Self {
         RouteFuture {
             kind: RouteKind::Waiting {
                 service,
                 request: Some(request),
+                permit: Some(permit),
             },
             started: Instant::now(),
         }
@@ -223,12 +259,17 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let future = match this.kind.as_mut().project() {
-                RouteKindProj::Waiting { service, request } => {
+            let (future, permit) = match this.kind.as_mut().project() {
+                RouteKindProj::Waiting {
+                    service,
+                    request,
+                    permit,
+                } => {
                     ready!(service.poll_ready(cx))?;
-                    service.call(request.take().expect("polled after completion"))
+                    let future = service.call(request.take().expect("polled after completion"));
+                    (future, permit.take())
                 }
-                RouteKindProj::Token { future } => {
+                RouteKindProj::Token { future, .. } => {
                     let response = ready!(future.poll(cx))?;
                     log_exchange(&response, *this.started);
                     return Poll::Ready(Ok(response));
@@ -242,7 +283,7 @@ where
                     return Poll::Ready(Ok(response.map(|body| body.into_other())));
                 }
             };
-            this.kind.set(RouteKind::Token { future });
+            this.kind.set(RouteKind::Token { future, permit });
         }
     }
 }

@@ -63,6 +63,11 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_UPSTREAM_TIMEOUT", default_value_t = 4.0)]
     pub upstream_timeout: f64,
 
+    /// Token exchanges in flight at once; past it the bridge answers 503 JSON at once rather
+    /// than queue (overload must not turn into answers later than Alexa's 4.5 s).
+    #[arg(long, env = "BRIDGE_MAX_CONCURRENT_EXCHANGES", default_value_t = 1024)]
+    pub max_concurrent_exchanges: usize,
+
     /// Make a PKCE pair (S256) toward the upstream when Alexa sends no code_challenge.
     #[arg(long, env = "BRIDGE_PKCE")]
     pub pkce: bool,
@@ -147,7 +152,9 @@ pub fn build_bridge(
         .map_err(|e| e.to_string())?
         .timeout(Duration::from_secs_f64(args.upstream_timeout));
     let Some(authorize_url) = &endpoints.authorize_url else {
-        return Ok(Bridge::new(provider, upstream));
+        return Ok(
+            Bridge::new(provider, upstream).max_concurrent_exchanges(args.max_concurrent_exchanges)
+        );
     };
     let sealer = match &args.state_key {
         Some(keys) => {
@@ -172,5 +179,6 @@ pub fn build_bridge(
     let authorize = builder
         .build()
         .map_err(|e| format!("authorization middleman: {e}"))?;
-    Ok(Bridge::with_authorize(provider, upstream, authorize))
+    Ok(Bridge::with_authorize(provider, upstream, authorize)
+        .max_concurrent_exchanges(args.max_concurrent_exchanges))
 }
