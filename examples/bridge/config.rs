@@ -77,6 +77,11 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_GRANT", value_enum, default_value_t = Grant::Code)]
     pub grant: Grant,
 
+    /// Seconds a client may take to send its request headers (and TLS handshake) before the
+    /// connection is closed, so idle or slow clients cannot pin connections.
+    #[arg(long, env = "BRIDGE_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
+    pub header_read_timeout: f64,
+
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "BRIDGE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -102,6 +102,17 @@ async fn run(args: Args) -> Result<(), String> {
         );
         println!();
     }
-    serve::serve(listener, bridge, tls, serve::shutdown_signal()).await;
+    if !(args.header_read_timeout > 0.0 && args.header_read_timeout.is_finite()) {
+        return Err("--header-read-timeout must be a positive number of seconds".into());
+    }
+    let header_read_timeout = std::time::Duration::from_secs_f64(args.header_read_timeout);
+    serve::serve(
+        listener,
+        bridge,
+        tls,
+        header_read_timeout,
+        serve::shutdown_signal(),
+    )
+    .await;
     Ok(())
 }

@@ -18,8 +18,6 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
-/// How long a client may take to send its request headers (and a TLS handshake).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight exchanges get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -47,11 +45,13 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then stops accepting and gives
-/// in-flight connections [`SHUTDOWN_GRACE`] to finish.
+/// in-flight connections [`SHUTDOWN_GRACE`] to finish. A client gets `header_read_timeout` to
+/// send its request headers (and to finish a TLS handshake).
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
     tls: Option<TlsAcceptor>,
+    header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -67,7 +67,7 @@ pub async fn serve<S, B>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -100,7 +100,7 @@ pub async fn serve<S, B>(
                 }
                 Some(tls) => {
                     let Ok(Ok(stream)) =
-                        tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await
+                        tokio::time::timeout(header_read_timeout, tls.accept(stream)).await
                     else {
                         return;
                     };
