@@ -9,7 +9,10 @@ use std::task::{Context, Poll};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, REFERRER_POLICY};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION,
+    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use tower_service::Service;
@@ -454,6 +457,13 @@ fn page(status: StatusCode, title: &'static str, reason: &'static str) -> Respon
     );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Static text only: no script, no framing (RFC 9700 §4.16, clickjacking), no sniffing.
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     response
 }
@@ -656,6 +666,11 @@ mod tests {
         assert!(std::str::from_utf8(response.body().as_bytes())
             .unwrap()
             .contains("state is too long"));
+        assert_eq!(response.headers()[X_FRAME_OPTIONS], "DENY");
+        assert_eq!(
+            response.headers()[CONTENT_SECURITY_POLICY],
+            "default-src 'none'; frame-ancestors 'none'"
+        );
     }
 
     #[tokio::test]
