@@ -6,7 +6,7 @@
 //! - `expires_in` always present and an integer: the configured default when the upstream gives
 //!   none (Salesforce), a string of digits converted (Azure AD v1), optionally clamped;
 //! - fields such as Salesforce's `instance_url` packed into the access token
-//!   ([`PackFormat`](crate::PackFormat));
+//!   ([`PackFormat`]);
 //! - on a refresh, the refresh token Alexa sent echoed when the upstream omits one (RFC 6749 §6);
 //! - `token_type` defaulting to `Bearer`; other fields passed through;
 //! - `Content-Type: application/json;charset=UTF-8`, `Cache-Control: no-store`,
@@ -19,7 +19,7 @@
 //! `temporarily_unavailable` for 429/503/504): never `invalid_grant` or `invalid_client`, which
 //! make Alexa unlink the user. Descriptions name the upstream status, never a body excerpt.
 //!
-//! The layer reads the [`TokenRequest`](crate::TokenRequest) that
+//! The layer reads the [`TokenRequest`] that
 //! [`NormalizeTokenRequestLayer`](crate::NormalizeTokenRequestLayer) put in the request
 //! extensions to know the grant type and the refresh token sent. Each answer carries a
 //! [`RewriteReport`] in its extensions saying what was seen and done.
