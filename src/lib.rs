@@ -104,7 +104,7 @@ pub use crate::token_request::{
 pub use crate::token_response::{RewriteReport, RewriteTokenResponse, RewriteTokenResponseLayer};
 
 /// The README's examples, compiled as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
