@@ -69,6 +69,8 @@ fn start_oidc_provider(port: u16, callback: &str) -> Node {
             return Node(child);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("oidc-provider did not start");
 }
 
