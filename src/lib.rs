@@ -103,6 +103,27 @@ pub use crate::token_request::{
 };
 pub use crate::token_response::{RewriteReport, RewriteTokenResponse, RewriteTokenResponseLayer};
 
+/// `get_ref`, `get_mut` and `into_inner` for a middleware whose inner service is `self.inner`.
+macro_rules! inner_service_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Unwraps the inner service.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+pub(crate) use inner_service_accessors;
+
 /// The README's examples, compiled as doctests.
 #[cfg(all(doctest, feature = "axum"))]
 #[doc = include_str!("../README.md")]

@@ -10,8 +10,8 @@ use account_link_bridge::state::StateSealer;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::Provider;
 use bytes::Bytes;
-use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request};
+use http_body_util::Full;
 use support::{basic, MockUpstream};
 
 /// What a case must get back.
@@ -199,16 +199,7 @@ async fn every_bad_input_is_answered_and_nothing_reaches_the_upstream() {
         Upstream::new(upstream.token_url().parse().unwrap()),
         authorize,
     );
-    let addr = support::serve(move |request| {
-        let mut bridge = bridge.clone();
-        async move {
-            let response = tower::Service::call(&mut bridge, request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            Response::from_parts(parts, Full::new(body.collect().await.unwrap().to_bytes()))
-        }
-    })
-    .await;
-    let base = format!("http://{addr}");
+    let base = support::serve_bridge(bridge).await;
 
     // A genuine sealed state, to tamper with and to replay.
     let start = support::send(
@@ -281,16 +272,8 @@ async fn headers_too_large_for_the_server_are_refused_before_any_work() {
         Provider::salesforce(),
         Upstream::new(upstream.token_url().parse().unwrap()),
     );
-    let addr = support::serve(move |request| {
-        let mut bridge = bridge.clone();
-        async move {
-            let response = tower::Service::call(&mut bridge, request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            Response::from_parts(parts, Full::new(body.collect().await.unwrap().to_bytes()))
-        }
-    })
-    .await;
-    let request = Request::post(format!("http://{addr}/token"))
+    let base = support::serve_bridge(bridge).await;
+    let request = Request::post(format!("{base}/token"))
         .header("x-padding", "p".repeat(1024 * 1024))
         .body(Full::new(Bytes::from_static(
             b"grant_type=refresh_token&refresh_token=r",

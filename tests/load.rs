@@ -264,18 +264,10 @@ async fn overload_is_answered_503_json_at_once_not_queued() {
         Upstream::new(format!("http://{upstream}/token").parse().unwrap()),
     )
     .max_concurrent_exchanges(4);
-    let addr = support::serve(move |request| {
-        let mut bridge = bridge.clone();
-        async move {
-            let response = tower::Service::call(&mut bridge, request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            Response::from_parts(parts, Full::new(body.collect().await.unwrap().to_bytes()))
-        }
-    })
-    .await;
+    let base = support::serve_bridge(bridge).await;
     let mut exchanges = Vec::new();
     for _ in 0..20 {
-        let url = format!("http://{addr}/token");
+        let url = format!("{base}/token");
         exchanges.push(tokio::spawn(async move {
             let started = Instant::now();
             let reply = support::post(

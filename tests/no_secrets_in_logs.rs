@@ -12,8 +12,7 @@ use account_link_bridge::state::StateSealer;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{Provider, TokenRequest};
 use bytes::Bytes;
-use http::Response;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use support::{basic, post, Answer, MockUpstream};
 
 const CLIENT_SECRET: &str = "SENTINELclientsecret1";
@@ -53,20 +52,6 @@ fn assert_no_sentinel(what: &str, text: &str) {
     }
 }
 
-async fn serve_bridge(bridge: Bridge) -> String {
-    let addr = support::serve(move |request| {
-        let mut bridge = bridge.clone();
-        async move {
-            let response = tower::Service::call(&mut bridge, request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.unwrap().to_bytes();
-            Response::from_parts(parts, Full::new(body))
-        }
-    })
-    .await;
-    format!("http://{addr}")
-}
-
 #[test]
 fn no_secret_reaches_any_log_line_or_answer_at_trace_level() {
     let captured = Captured::default();
@@ -103,7 +88,7 @@ fn no_secret_reaches_any_log_line_or_answer_at_trace_level() {
             .build()
             .unwrap();
         let upstream_client = Upstream::new(upstream.token_url().parse().unwrap());
-        let base = serve_bridge(Bridge::with_authorize(Provider::salesforce(), upstream_client, authorize)).await;
+        let base = support::serve_bridge(Bridge::with_authorize(Provider::salesforce(), upstream_client, authorize)).await;
         let token = format!("{base}/token");
         let form = ("content-type", "application/x-www-form-urlencoded");
         let auth = basic("alexa", CLIENT_SECRET);

@@ -17,21 +17,6 @@ use support::{post, MockUpstream, TestPki};
 const EXCHANGE: &str =
     "grant_type=authorization_code&code=c0de&client_id=alexa&client_secret=s3cret";
 
-/// Serves the library's `Bridge` (the example's routes) on loopback.
-async fn serve_bridge(bridge: Bridge) -> String {
-    let addr = support::serve(move |request| {
-        let mut bridge = bridge.clone();
-        async move {
-            let response = tower::Service::call(&mut bridge, request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await.unwrap().to_bytes();
-            Response::from_parts(parts, Full::new(body))
-        }
-    })
-    .await;
-    format!("http://{addr}")
-}
-
 #[tokio::test]
 async fn the_bridge_reaches_an_https_upstream_signed_by_a_private_ca() {
     let pki = TestPki::new();
@@ -52,7 +37,7 @@ async fn the_bridge_reaches_an_https_upstream_signed_by_a_private_ca() {
     let url = format!("https://localhost:{}/services/oauth2/token", addr.port());
     let upstream =
         Upstream::with_tls(url.parse().unwrap(), tls_config_with_roots(pki.roots())).unwrap();
-    let base = serve_bridge(Bridge::new(Provider::salesforce(), upstream)).await;
+    let base = support::serve_bridge(Bridge::new(Provider::salesforce(), upstream)).await;
 
     let reply = post(&format!("{base}/token"), &[], EXCHANGE).await;
 
@@ -74,7 +59,7 @@ async fn an_upstream_certificate_from_an_unknown_ca_is_a_502_server_error() {
         .await;
     let url = format!("https://localhost:{}/token", addr.port());
     // Trusts only the public webpki roots, not the test CA.
-    let base = serve_bridge(Bridge::new(
+    let base = support::serve_bridge(Bridge::new(
         Provider::salesforce(),
         Upstream::new(url.parse().unwrap()),
     ))
@@ -99,7 +84,7 @@ async fn a_stalled_upstream_is_answered_504_json_within_the_timeout_plus_a_margi
     .await;
     let upstream = Upstream::new(format!("http://{addr}/token").parse().unwrap())
         .timeout(Duration::from_millis(400));
-    let base = serve_bridge(Bridge::new(Provider::salesforce(), upstream)).await;
+    let base = support::serve_bridge(Bridge::new(Provider::salesforce(), upstream)).await;
 
     let started = Instant::now();
     let reply = post(&format!("{base}/token"), &[], EXCHANGE).await;
@@ -131,7 +116,7 @@ async fn an_upstream_that_stalls_mid_body_is_also_bounded_by_the_timeout() {
     .await;
     let upstream = Upstream::new(format!("http://{addr}/token").parse().unwrap())
         .timeout(Duration::from_millis(400));
-    let base = serve_bridge(Bridge::new(Provider::salesforce(), upstream)).await;
+    let base = support::serve_bridge(Bridge::new(Provider::salesforce(), upstream)).await;
 
     let started = Instant::now();
     let reply = post(&format!("{base}/token"), &[], EXCHANGE).await;
@@ -143,7 +128,7 @@ async fn an_upstream_that_stalls_mid_body_is_also_bounded_by_the_timeout() {
 #[tokio::test]
 async fn routes_answer_health_404_and_405_as_json() {
     let upstream = MockUpstream::salesforce().await;
-    let base = serve_bridge(Bridge::new(
+    let base = support::serve_bridge(Bridge::new(
         Provider::salesforce(),
         Upstream::new(upstream.token_url().parse().unwrap()),
     ))

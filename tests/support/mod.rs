@@ -184,6 +184,21 @@ where
     addr
 }
 
+/// Serves the library's `Bridge` (the example's routes) on a free loopback port; returns its
+/// base URL.
+pub async fn serve_bridge(bridge: account_link_bridge::bridge::Bridge) -> String {
+    let addr = serve(move |request| {
+        let mut bridge = bridge.clone();
+        async move {
+            let response = tower::Service::call(&mut bridge, request).await.unwrap();
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, Full::new(body.collect().await.unwrap().to_bytes()))
+        }
+    })
+    .await;
+    format!("http://{addr}")
+}
+
 /// Serves an axum router on a free loopback port.
 pub async fn serve_axum(app: axum::Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
