@@ -62,6 +62,20 @@
 //! # }
 //! ```
 //!
+//! # In hyper, axum and tonic
+//!
+//! The layers work on `http::Request<B>` for any body `B: http_body::Body` and keep the inner
+//! service's error type, so they fit wherever a Tower service does:
+//!
+//! - **axum**: `.route_service("/token", ServiceBuilder::new().layer(TokenExchangeLayer::new(..)).service(upstream))`
+//!   as above, or `route_layer` on a handler that plays the upstream; `examples/axum.rs` adds a
+//!   skill route with the [`skill`] extractor.
+//! - **hyper**: [`bridge::Bridge`] is the routes as one service, served by the `bridge` example
+//!   with hyper-util (HTTP/1.1 and HTTP/2, TLS, graceful shutdown).
+//! - **tonic**: the exchange is a `tonic::server::NamedService` among a tonic server's routes,
+//!   receiving `tonic::body::Body` directly (`tests/tonic.rs` serves one with
+//!   `tonic::transport::Server` and `accept_http1(true)`, at `/oauth2/token`).
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |
