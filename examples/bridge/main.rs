@@ -46,7 +46,7 @@ enum Command {
     Serve,
     /// Probe an upstream token endpoint as Alexa would, with codes that cannot be valid, and
     /// say whether Alexa can link through it and which provider settings fit.
-    Doctor(doctor::DoctorArgs),
+    Doctor(Box<doctor::DoctorArgs>),
 }
 
 fn main() -> ExitCode {

@@ -346,6 +346,7 @@ fn millis(duration: Duration) -> f64 {
 }
 
 /// The grant type as a metric label: one of a fixed set.
+#[cfg(feature = "metrics")]
 pub(crate) fn grant_label(grant_type: Option<&str>) -> &'static str {
     match grant_type {
         Some("authorization_code") => "authorization_code",
