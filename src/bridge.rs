@@ -17,6 +17,10 @@
 //! Each token exchange is logged as one structured `tracing` event at INFO on the target
 //! `account_link_bridge::exchange`: grant type, upstream status, outcome, answered status and
 //! latency. It carries no secret: no client secret, code or token ever reaches a log field.
+//! The detailed record of each exchange and each `/authorize` or `/callback` answer (what Alexa
+//! sent, what went upstream, what came back, what the bridge did) is emitted at DEBUG on
+//! `account_link_bridge::trace`, with metrics under the `metrics` feature: see
+//! [`diagnostics`](crate::diagnostics).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -149,6 +153,7 @@ where
             (Route::Token, &Method::POST) => match self.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => RouteFuture::token(self.token.clone(), request, permit),
                 Err(_) => {
+                    crate::diagnostics::record_shed();
                     tracing::warn!(
                         target: "account_link_bridge::exchange",
                         outcome = "shed",
@@ -272,10 +277,12 @@ where
                 RouteKindProj::Token { future, .. } => {
                     let response = ready!(future.poll(cx))?;
                     log_exchange(&response, *this.started);
+                    crate::diagnostics::record_exchange(&response, this.started.elapsed());
                     return Poll::Ready(Ok(response));
                 }
                 RouteKindProj::Authorize { future } => {
                     let response = ready!(future.poll(cx))?;
+                    crate::diagnostics::record_authorize(&response, this.started.elapsed());
                     return Poll::Ready(Ok(response.map(ResponseBody::full)));
                 }
                 RouteKindProj::Ready { response } => {

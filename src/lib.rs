@@ -81,6 +81,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `client` | yes | [`upstream`]: the upstream client service (hyper-util pooled client, rustls, pinned URL, timeout, transport failures as RFC 6749 JSON) |
+//! | `metrics` | no | counters and a histogram of exchanges, refusals, upstream latency and errors, and authorize verdicts through the [`metrics`](https://docs.rs/metrics) facade ([`diagnostics`]) |
 //! | `axum` | no | `skill::LinkedAccount`: an axum extractor that unpacks the linked account from an Alexa request, or answers the link-account card / smart home `ErrorResponse` |
 
 #![deny(missing_docs)]
@@ -92,6 +93,7 @@ pub mod authorize;
 mod body;
 #[cfg(feature = "client")]
 pub mod bridge;
+pub mod diagnostics;
 mod error;
 mod exchange;
 mod pack;

@@ -93,6 +93,17 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "BRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Log one redacted structured record per exchange and per /authorize or /callback answer
+    /// (target account_link_bridge::trace): what Alexa sent, what went upstream, what came
+    /// back, what the bridge did, and the latency. Secrets appear only as short keyed
+    /// fingerprints.
+    #[arg(long, env = "BRIDGE_TRACE_EXCHANGES")]
+    pub trace_exchanges: bool,
+
+    /// Serve Prometheus metrics on GET /metrics.
+    #[arg(long, env = "BRIDGE_METRICS")]
+    pub metrics: bool,
 }
 
 /// The grant served to Alexa.
@@ -114,9 +125,25 @@ pub enum LogFormat {
 }
 
 /// Sets up `tracing` output on stderr, filtered by `RUST_LOG` (default `info`).
+// The bridge example calls `init_logs_with`; the lambda example this file is shared with calls
+// this one.
+#[allow(dead_code)]
 pub fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    init_logs_with(format, false);
+}
+
+/// [`init_logs`], with the per-exchange records of `account_link_bridge::trace` on when
+/// `trace_exchanges` is set (`--trace-exchanges`), whatever `RUST_LOG` says.
+pub fn init_logs_with(format: LogFormat, trace_exchanges: bool) {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if trace_exchanges {
+        filter = filter.add_directive(
+            "account_link_bridge::trace=debug"
+                .parse()
+                .expect("a valid directive"),
+        );
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -6,24 +6,80 @@
 //!
 //! With no `--upstream-token-url` it starts an embedded Salesforce-like demo upstream on
 //! loopback and prints a `curl` command that performs an Alexa-style exchange against it.
+//!
+//! `bridge doctor --upstream-token-url URL [--json]` probes an upstream as Alexa would and says
+//! whether Alexa can link through it (exit status 1 when it cannot).
 
+mod checks;
 mod config;
 mod demo;
+mod doctor;
+mod metrics;
 mod serve;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use config::{Args, Endpoints};
 use tokio::net::TcpListener;
 
+/// An OAuth 2.0 account-linking bridge between Amazon Alexa and an authorization server that
+/// does not speak plain OAuth (Salesforce, GitHub, Slack, ...).
+///
+/// Routes: POST /token (Alexa's access token URI), GET /authorize (Alexa's authorization URI)
+/// and GET /callback (the redirect URL to register upstream) when an upstream authorization URL
+/// is known, GET /healthz, and GET /metrics with --metrics. Every option can also be set with
+/// the environment variable BRIDGE_<NAME>, e.g. BRIDGE_UPSTREAM_TOKEN_URL.
+#[derive(Debug, Parser)]
+#[command(name = "bridge", version)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the bridge (the default).
+    Serve,
+    /// Probe an upstream token endpoint as Alexa would, with codes that cannot be valid, and
+    /// say whether Alexa can link through it and which provider settings fit.
+    Doctor(Box<doctor::DoctorArgs>),
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
-    config::init_logs(args.log_format);
+    let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime starts");
+    if let Some(Command::Doctor(doctor)) = &cli.command {
+        return match runtime.block_on(doctor::run(doctor)) {
+            Ok(report) => {
+                if doctor.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).expect("a report serializes")
+                    );
+                } else {
+                    print!("{}", report.table());
+                }
+                if report.usable {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(message) => {
+                eprintln!("bridge doctor: {message}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let args = cli.args;
+    config::init_logs_with(args.log_format, args.trace_exchanges);
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -76,6 +132,15 @@ async fn run(args: Args) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{local}"));
     let bridge = config::build_bridge(&args, &endpoints, &public_url)?;
+    for warning in checks::warnings(&args, &public_url) {
+        tracing::warn!("{warning}");
+    }
+    let metrics = if args.metrics {
+        Some(metrics::install()?)
+    } else {
+        None
+    };
+    let bridge = metrics::WithMetrics::new(bridge, metrics);
 
     tracing::info!(
         listen = %local,

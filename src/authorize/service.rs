@@ -22,6 +22,9 @@ use super::code::{seal_code, AuthorizeState, SealedCode};
 use super::implicit::{token_request, truncate, TokenAnswer, TokenFuture};
 use super::{AuthorizeRedirectBuilder, Config, GrantMode, SealedCodeOpener};
 use crate::body::FullBody;
+use crate::diagnostics::{
+    AuthorizeReport, AuthorizeRoute, AuthorizeVerdict, Fingerprint, StateVerdict,
+};
 use crate::state::{fill_random, StateSealer};
 use crate::{ErrorCode, OAuthError};
 
@@ -111,14 +114,21 @@ impl<B> Service<Request<B>> for AuthorizeRedirect {
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return ResponseFuture::ready(response);
         }
+        let mut report = AuthorizeReport::new(match route {
+            Route::Authorize => AuthorizeRoute::Authorize,
+            Route::Callback => AuthorizeRoute::Callback,
+        });
         let query = request.uri().query().unwrap_or("");
         if query.len() > MAX_QUERY {
-            return ResponseFuture::ready(refusal("the request is too large"));
+            report.verdict(AuthorizeVerdict::Refused, "the request is too large");
+            return ResponseFuture::ready(refusal("the request is too large")).with_report(report);
         }
         let params = Params::parse(query);
         match route {
-            Route::Authorize => ResponseFuture::ready(authorize(config, &params)),
-            Route::Callback => callback(config, &params),
+            Route::Authorize => {
+                ResponseFuture::ready(authorize(config, &params, &mut report)).with_report(report)
+            }
+            Route::Callback => callback(config, &params, &mut report).with_report(report),
         }
     }
 }
@@ -155,24 +165,28 @@ impl Params {
 struct Repeated;
 
 /// `GET /authorize`: check Alexa's request, seal what must come back, send the browser upstream.
-fn authorize(config: &Config, params: &Params) -> Response<FullBody> {
+fn authorize(config: &Config, params: &Params, report: &mut AuthorizeReport) -> Response<FullBody> {
     let Ok(raw_redirect) = params.single("redirect_uri") else {
-        return refused("redirect_uri is repeated");
+        return refused(report, "redirect_uri is repeated");
     };
     let alexa_redirect = match config.redirects.check(raw_redirect.unwrap_or("")) {
         Ok(url) => url,
-        Err(refusal) => return refused(refusal.reason()),
+        Err(refusal) => return refused(report, refusal.reason()),
     };
+    report.redirect(&alexa_redirect);
     let alexa_state = match params.single("state") {
-        Err(Repeated) => return refused("state is repeated"),
-        Ok(None) => return refused("state is missing"),
-        Ok(Some(state)) if state.len() > MAX_ALEXA_STATE => return refused("state is too long"),
+        Err(Repeated) => return refused(report, "state is repeated"),
+        Ok(None) => return refused(report, "state is missing"),
+        Ok(Some(state)) if state.len() > MAX_ALEXA_STATE => {
+            return refused(report, "state is too long")
+        }
         Ok(Some(state)) => state,
     };
     let mode = config.grant_mode();
     // From here on the redirect URL is trusted: errors go back to Alexa (RFC 6749 §4.1.2.1).
-    let fail = |code: ErrorCode, description: &str| {
+    let mut fail = |code: ErrorCode, description: &'static str| {
         debug_verdict(description);
+        report.verdict(AuthorizeVerdict::ErrorToAlexa, description);
         to_alexa_error(mode, &alexa_redirect, alexa_state, &code, Some(description))
     };
     let (Ok(response_type), Ok(scope), Ok(client_id), Ok(challenge), Ok(method)) = (
@@ -219,7 +233,7 @@ fn authorize(config: &Config, params: &Params) -> Response<FullBody> {
         verifier,
     });
     if sealed.len() > config.sealer.max_len_value() {
-        return refused("state is too long");
+        return refused(report, "state is too long");
     }
     let mut upstream = config.upstream_authorize_url.clone();
     {
@@ -246,23 +260,39 @@ fn authorize(config: &Config, params: &Params) -> Response<FullBody> {
         pkce,
         "authorize"
     );
+    report.verdict(
+        AuthorizeVerdict::SentUpstream,
+        "sent to the authorization server",
+    );
     redirect(&upstream)
 }
 
 /// `GET /callback`: open the state, then hand Alexa a sealed code, the token, or the error.
-fn callback(config: &Config, params: &Params) -> ResponseFuture {
+fn callback(config: &Config, params: &Params, report: &mut AuthorizeReport) -> ResponseFuture {
     let sealed = match params.single("state") {
-        Err(Repeated) => return ResponseFuture::ready(refused("state is repeated")),
-        Ok(None) => return ResponseFuture::ready(refused("state is missing")),
+        Err(Repeated) => {
+            report.state = Some(StateVerdict::Missing);
+            return ResponseFuture::ready(refused(report, "state is repeated"));
+        }
+        Ok(None) => {
+            report.state = Some(StateVerdict::Missing);
+            return ResponseFuture::ready(refused(report, "state is missing"));
+        }
         Ok(Some(sealed)) => sealed,
     };
     let state: AuthorizeState = match config.sealer.open(sealed) {
         Ok(state) => state,
-        Err(error) => return ResponseFuture::ready(refused(error.reason())),
+        Err(error) => {
+            report.state = Some(StateVerdict::from(&error));
+            return ResponseFuture::ready(refused(report, error.reason()));
+        }
     };
     let Ok(alexa_redirect) = Url::parse(&state.alexa_redirect) else {
-        return ResponseFuture::ready(refused("the state is malformed"));
+        report.state = Some(StateVerdict::Malformed);
+        return ResponseFuture::ready(refused(report, "the state is malformed"));
     };
+    report.state = Some(StateVerdict::Ok);
+    report.redirect(&alexa_redirect);
     let mode = config.grant_mode();
     let alexa_state = state.alexa_state.as_str();
     let (Ok(error), Ok(description), Ok(code)) = (
@@ -271,6 +301,7 @@ fn callback(config: &Config, params: &Params) -> ResponseFuture {
         params.single("code"),
     ) else {
         debug_verdict("a parameter is repeated");
+        report.verdict(AuthorizeVerdict::ErrorToAlexa, "a parameter is repeated");
         return ResponseFuture::ready(to_alexa_error(
             mode,
             &alexa_redirect,
@@ -287,6 +318,11 @@ fn callback(config: &Config, params: &Params) -> ResponseFuture {
             None => relayed,
         };
         debug_verdict("the authorization server refused; relayed to Alexa");
+        report.upstream_error = Some(relayed.code().as_str().chars().take(40).collect());
+        report.verdict(
+            AuthorizeVerdict::ErrorToAlexa,
+            "the authorization server refused; relayed to Alexa",
+        );
         return ResponseFuture::ready(to_alexa_error(
             mode,
             &alexa_redirect,
@@ -297,6 +333,10 @@ fn callback(config: &Config, params: &Params) -> ResponseFuture {
     }
     let Some(code) = code else {
         debug_verdict("the authorization server sent no code");
+        report.verdict(
+            AuthorizeVerdict::ErrorToAlexa,
+            "the authorization server sent no code",
+        );
         return ResponseFuture::ready(to_alexa_error(
             mode,
             &alexa_redirect,
@@ -305,6 +345,7 @@ fn callback(config: &Config, params: &Params) -> ResponseFuture {
             Some("the authorization server sent no code"),
         ));
     };
+    report.code = Some(Fingerprint::of(code));
     match &config.token_service {
         None => {
             let sealed_code = seal_code(
@@ -323,6 +364,10 @@ fn callback(config: &Config, params: &Params) -> ResponseFuture {
                 .append_pair("state", alexa_state)
                 .append_pair("code", &sealed_code);
             debug_verdict("code sealed and sent to Alexa");
+            report.verdict(
+                AuthorizeVerdict::CodeToAlexa,
+                "code sealed and sent to Alexa",
+            );
             ResponseFuture::ready(redirect(&location))
         }
         Some(token_service) => {
@@ -343,7 +388,13 @@ fn implicit_redirect(
     answer: TokenAnswer,
     mut alexa_redirect: Url,
     alexa_state: &str,
+    report: Option<&mut AuthorizeReport>,
 ) -> Response<FullBody> {
+    let verdict = |verdict, reason| {
+        if let Some(report) = report {
+            report.verdict(verdict, reason);
+        }
+    };
     match answer {
         TokenAnswer::Token {
             access_token,
@@ -360,10 +411,18 @@ fn implicit_redirect(
             }
             alexa_redirect.set_fragment(Some(&fragment.finish()));
             debug_verdict("token exchanged and sent to Alexa in the fragment");
+            verdict(
+                AuthorizeVerdict::TokenToAlexa,
+                "token exchanged and sent to Alexa in the fragment",
+            );
             redirect(&alexa_redirect)
         }
         TokenAnswer::Error { code, description } => {
             debug_verdict("the token exchange was refused; relayed to Alexa");
+            verdict(
+                AuthorizeVerdict::ErrorToAlexa,
+                "the token exchange was refused; relayed to Alexa",
+            );
             to_alexa_error(
                 GrantMode::Implicit,
                 &alexa_redirect,
@@ -433,8 +492,9 @@ fn redirect(location: &Url) -> Response<FullBody> {
 }
 
 /// A refusal without redirect: the request cannot be trusted to say where to send the user.
-fn refused(reason: &'static str) -> Response<FullBody> {
+fn refused(report: &mut AuthorizeReport, reason: &'static str) -> Response<FullBody> {
     debug_verdict(reason);
+    report.verdict(AuthorizeVerdict::Refused, reason);
     refusal(reason)
 }
 
@@ -472,6 +532,7 @@ fn page(status: StatusCode, title: &'static str, reason: &'static str) -> Respon
 /// `/callback` waits for the token exchange.
 pub struct ResponseFuture {
     kind: Kind,
+    report: Option<AuthorizeReport>,
 }
 
 enum Kind {
@@ -487,7 +548,13 @@ impl ResponseFuture {
     fn ready(response: Response<FullBody>) -> Self {
         ResponseFuture {
             kind: Kind::Ready(Some(response)),
+            report: None,
         }
+    }
+
+    fn with_report(mut self, report: AuthorizeReport) -> Self {
+        self.report = Some(report);
+        self
     }
 
     fn exchange(answer: TokenFuture, alexa_redirect: Url, alexa_state: String) -> Self {
@@ -497,6 +564,7 @@ impl ResponseFuture {
                 alexa_redirect: Some(alexa_redirect),
                 alexa_state,
             },
+            report: None,
         }
     }
 }
@@ -511,10 +579,9 @@ impl Future for ResponseFuture {
     type Output = Result<Response<FullBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.kind {
-            Kind::Ready(response) => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
+        let this = &mut *self;
+        let mut response = match &mut this.kind {
+            Kind::Ready(response) => response.take().expect("polled after completion"),
             Kind::Exchange {
                 answer,
                 alexa_redirect,
@@ -522,9 +589,13 @@ impl Future for ResponseFuture {
             } => {
                 let answer = std::task::ready!(answer.as_mut().poll(cx));
                 let alexa_redirect = alexa_redirect.take().expect("polled after completion");
-                Poll::Ready(Ok(implicit_redirect(answer, alexa_redirect, alexa_state)))
+                implicit_redirect(answer, alexa_redirect, alexa_state, this.report.as_mut())
             }
+        };
+        if let Some(report) = this.report.take() {
+            response.extensions_mut().insert(report);
         }
+        Poll::Ready(Ok(response))
     }
 }
 

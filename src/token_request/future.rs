@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use super::{upstream_request, TokenRequest};
 use crate::body::{CollectError, Collector, FullBody, ResponseBody};
+use crate::diagnostics::RequestFacts;
 use crate::provider::RequestPolicy;
 use crate::OAuthError;
 
@@ -42,9 +43,11 @@ pin_project! {
         Calling {
             #[pin]
             future: F,
+            facts: Option<RequestFacts>,
         },
         Refused {
             error: Option<OAuthError>,
+            facts: Option<RequestFacts>,
         },
     }
 }
@@ -67,7 +70,10 @@ where
 
     pub(super) fn refused(error: OAuthError) -> Self {
         ResponseFuture {
-            state: State::Refused { error: Some(error) },
+            state: State::Refused {
+                error: Some(error),
+                facts: None,
+            },
         }
     }
 }
@@ -92,17 +98,21 @@ where
                 } => match ready!(collector.poll_collect(body, cx)) {
                     Err(CollectError::TooLarge) => State::Refused {
                         error: Some(OAuthError::payload_too_large(policy.body_limit)),
+                        facts: parts.as_ref().map(|p| RequestFacts::of_headers(&p.headers)),
                     },
                     Err(CollectError::Body(_)) => State::Refused {
                         error: Some(OAuthError::invalid_request(
                             "the request body could not be read",
                         )),
+                        facts: parts.as_ref().map(|p| RequestFacts::of_headers(&p.headers)),
                     },
                     Ok(bytes) => {
                         let parts = parts.take().expect("polled after completion");
+                        let mut facts = RequestFacts::of_headers(&parts.headers);
                         let parsed =
                             TokenRequest::parse_with(&parts.headers, &bytes, &policy.grant_types)
                                 .and_then(|mut request| {
+                                    facts.alexa_sent(&request);
                                     for hook in &policy.hooks {
                                         hook.apply(&mut request)?;
                                     }
@@ -116,25 +126,38 @@ where
                                     status = error.status().as_u16(),
                                     "token request refused"
                                 );
-                                State::Refused { error: Some(error) }
+                                facts.refused = Some(error.code().clone());
+                                State::Refused {
+                                    error: Some(error),
+                                    facts: Some(facts),
+                                }
                             }
                             Ok(token_request) => {
-                                let request = upstream_request(parts, token_request, policy);
+                                let request =
+                                    upstream_request(parts, token_request, policy, &mut facts);
                                 let mut inner = inner.take().expect("polled after completion");
                                 State::Calling {
                                     future: inner.call(request),
+                                    facts: Some(facts),
                                 }
                             }
                         }
                     }
                 },
-                StateProj::Calling { future } => {
-                    let response = ready!(future.poll(cx))?;
+                StateProj::Calling { future, facts } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(facts) = facts.take() {
+                        response.extensions_mut().insert(facts);
+                    }
                     return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                 }
-                StateProj::Refused { error } => {
+                StateProj::Refused { error, facts } => {
                     let error = error.take().expect("polled after completion");
-                    return Poll::Ready(Ok(error.into_response()));
+                    let mut facts = facts.take().unwrap_or_default();
+                    facts.refused = Some(error.code().clone());
+                    let mut response: Response<ResponseBody<ResBody>> = error.into_response();
+                    response.extensions_mut().insert(facts);
+                    return Poll::Ready(Ok(response));
                 }
             };
             this.state.set(next);

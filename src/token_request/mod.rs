@@ -202,6 +202,7 @@ pub(crate) fn upstream_request(
     mut parts: Parts,
     token_request: TokenRequest,
     policy: &RequestPolicy,
+    facts: &mut crate::diagnostics::RequestFacts,
 ) -> Request<FullBody> {
     let (body, authorization) = token_request.to_form(policy.client_auth, &policy.extra_params);
     let mut headers = HeaderMap::with_capacity(5 + policy.extra_headers.len());
@@ -217,6 +218,7 @@ pub(crate) fn upstream_request(
     for (name, value) in &policy.extra_headers {
         headers.insert(name.clone(), value.clone());
     }
+    facts.upstream_sent(&token_request, &body, &headers);
     parts.headers = headers;
     parts.method = Method::POST;
     parts.extensions.insert(token_request);

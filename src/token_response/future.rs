@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
 use http::response::Parts;
@@ -23,6 +24,8 @@ pin_project! {
         state: State<F, B>,
         token_request: Option<TokenRequest>,
         policy: Arc<ResponsePolicy>,
+        // When the upstream was called, for the report's upstream latency.
+        called: Instant,
     }
 }
 
@@ -52,6 +55,7 @@ impl<F, B> ResponseFuture<F, B> {
             state: State::Calling { future },
             token_request,
             policy,
+            called: Instant::now(),
         }
     }
 }
@@ -76,6 +80,7 @@ where
                         let mut report = RewriteReport::new(None);
                         report.grant_type = grant_type(this.token_request);
                         report.answered_error = Some(error.code().clone());
+                        report.upstream_latency = Some(this.called.elapsed());
                         return Poll::Ready(Ok(with_report(error.clone().into_response(), report)));
                     }
                     let collector = Collector::new(this.policy.body_limit);
@@ -94,6 +99,7 @@ where
                     let parts = parts.take().expect("polled after completion");
                     let mut report = RewriteReport::new(Some(parts.status));
                     report.grant_type = grant_type(this.token_request);
+                    report.upstream_latency = Some(this.called.elapsed());
                     let result = match collected {
                         Ok(bytes) => rewrite(
                             parts.status,

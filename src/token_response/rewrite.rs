@@ -62,6 +62,16 @@ pub struct RewriteReport {
     pub upstream_error: Option<String>,
     /// The `error` code answered to Alexa, for an error.
     pub answered_error: Option<ErrorCode>,
+    /// The upstream's `Content-Type` (media type only, at most 64 characters).
+    pub upstream_content_type: Option<String>,
+    /// The names of the top-level fields of the upstream's answer (at most 32, each cut to 40
+    /// characters), for diagnostics.
+    pub answer_fields: Vec<String>,
+    /// The JSON type of the upstream's `expires_in`: `integer`, `float`, `string`, `null`,
+    /// `other`, or `absent`; `None` when the answer could not be read.
+    pub expires_in_type: Option<&'static str>,
+    /// How long the upstream took to answer (until its whole body was read).
+    pub upstream_latency: Option<std::time::Duration>,
 }
 
 impl RewriteReport {
@@ -77,6 +87,10 @@ impl RewriteReport {
             refresh_token_echoed: false,
             upstream_error: None,
             answered_error: None,
+            upstream_content_type: None,
+            answer_fields: Vec::new(),
+            expires_in_type: None,
+            upstream_latency: None,
         }
     }
 }
@@ -92,6 +106,26 @@ pub(crate) fn rewrite(
 ) -> Result<Bytes, OAuthError> {
     let (shape, object) = read_answer(headers, body, policy.answer_format);
     report.shape = shape;
+    report.upstream_content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().chars().take(64).collect());
+    if let Some(object) = &object {
+        report.answer_fields = object
+            .keys()
+            .take(32)
+            .map(|k| k.chars().take(40).collect())
+            .collect();
+        report.expires_in_type = Some(match object.get("expires_in") {
+            None => "absent",
+            Some(Value::Null) => "null",
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => "integer",
+            Some(Value::Number(_)) => "float",
+            Some(Value::String(_)) => "string",
+            Some(_) => "other",
+        });
+    }
     let Some(mut object) = object else {
         return Err(fault(status, shape_name(shape)));
     };

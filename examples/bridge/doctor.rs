@@ -1,0 +1,675 @@
+//! `bridge doctor`: probes an upstream token endpoint as Alexa would, with codes that cannot be
+//! valid (so no real grant is consumed), and says whether Alexa can link through it and which
+//! provider settings fit.
+
+use std::time::{Duration, Instant};
+
+use account_link_bridge::upstream::Upstream;
+use account_link_bridge::{FullBody, OAuthError, Provider};
+use clap::Parser;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Request, Response};
+use serde::Serialize;
+use tower::{Service, ServiceExt};
+
+/// The code every probe sends: no authorization server ever issued it.
+pub const INVALID_CODE: &str = "alexa-bridge-doctor-invalid-code";
+
+/// Probe an upstream token endpoint as Alexa would and say whether Alexa can link through it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "doctor")]
+pub struct DoctorArgs {
+    /// The upstream token endpoint to probe.
+    #[arg(long, env = "BRIDGE_UPSTREAM_TOKEN_URL")]
+    pub upstream_token_url: http::Uri,
+
+    /// The upstream authorization endpoint; checked to answer (any status below 500).
+    #[arg(long, env = "BRIDGE_UPSTREAM_AUTHORIZE_URL")]
+    pub upstream_authorize_url: Option<http::Uri>,
+
+    /// The provider preset the bridge is (or would be) configured with.
+    #[arg(long, env = "BRIDGE_PROVIDER", default_value = "salesforce")]
+    pub provider: String,
+
+    /// The client id the probes send. With the real one, the probes can tell where the
+    /// upstream wants credentials.
+    #[arg(
+        long,
+        env = "BRIDGE_DOCTOR_CLIENT_ID",
+        default_value = "alexa-bridge-doctor"
+    )]
+    pub client_id: String,
+
+    /// The client secret the probes send; never printed.
+    #[arg(
+        long,
+        env = "BRIDGE_DOCTOR_CLIENT_SECRET",
+        default_value = "alexa-bridge-doctor-secret",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub client_secret: String,
+
+    /// How long one probe may take, in seconds (longer than Alexa's 4.5 s, to measure).
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The deadline answers are held to, in milliseconds (Alexa's: 4500; lower in tests).
+    #[arg(long, hide = true, default_value_t = 4500)]
+    pub alexa_deadline_ms: u64,
+}
+
+/// How an upstream answer said what it said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerFormat {
+    /// RFC 6749 §5.2: a JSON `error` with a 4xx status.
+    RfcJson,
+    /// A JSON `error` with a 2xx status (GitHub).
+    ErrorIn200,
+    /// `{"ok":false,"error":..}` (Slack).
+    OkFalse,
+    /// A form-encoded answer (GitHub without `Accept: application/json`).
+    Form,
+    /// An HTML page.
+    Html,
+    /// JSON without an `error` (a token for an invalid code would be alarming).
+    OtherJson,
+    /// Empty, plain text or unreadable.
+    Other,
+    /// No answer: refused, DNS, TLS or timeout.
+    NoAnswer,
+}
+
+impl AnswerFormat {
+    fn label(self) -> &'static str {
+        match self {
+            AnswerFormat::RfcJson => "RFC 6749 JSON",
+            AnswerFormat::ErrorIn200 => "JSON error in 200",
+            AnswerFormat::OkFalse => "ok:false",
+            AnswerFormat::Form => "form",
+            AnswerFormat::Html => "HTML",
+            AnswerFormat::OtherJson => "JSON, no error",
+            AnswerFormat::Other => "unreadable",
+            AnswerFormat::NoAnswer => "no answer",
+        }
+    }
+}
+
+/// One probe and what came back.
+#[derive(Clone, Debug, Serialize)]
+pub struct Probe {
+    /// What the probe sent.
+    pub name: &'static str,
+    /// The HTTP status, when the upstream answered.
+    pub status: Option<u16>,
+    /// The answer's media type.
+    pub content_type: Option<String>,
+    /// The answer's format.
+    pub format: AnswerFormat,
+    /// The upstream's `error` code, if any (cut to 40 characters).
+    pub error: Option<String>,
+    /// Why there was no answer.
+    pub failure: Option<String>,
+    /// How long the answer took, in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// The doctor's findings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The token URL probed.
+    pub token_url: String,
+    /// The probes, in order.
+    pub probes: Vec<Probe>,
+    /// Whether `Accept: application/json` is honoured: `json-always`, `honoured`,
+    /// `not-honoured`, or `unknown`.
+    pub accept_json: &'static str,
+    /// Whether errors come back with HTTP 200.
+    pub errors_as_200: bool,
+    /// `ok`, `error`, or `not https`.
+    pub tls: &'static str,
+    /// The slowest probe, in milliseconds.
+    pub max_latency_ms: u64,
+    /// The deadline the latency is held to, in milliseconds.
+    pub deadline_ms: u64,
+    /// The authorization URL's status, or why it did not answer.
+    pub authorize: Option<String>,
+    /// Where the upstream wants client credentials, when the probes could tell.
+    pub credentials: &'static str,
+    /// The provider preset that fits.
+    pub suggested_provider: &'static str,
+    /// Settings on top of the preset, as library calls, when no preset fits as it is.
+    pub custom_settings: Vec<String>,
+    /// Everything that would break Alexa with the configured provider.
+    pub problems: Vec<String>,
+    /// Whether Alexa can link through this upstream at all.
+    pub usable: bool,
+    /// Why not, when it cannot.
+    pub unusable_because: Option<String>,
+}
+
+struct ProbeSpec {
+    name: &'static str,
+    json_body: bool,
+    basic: bool,
+    accept_json: bool,
+}
+
+const PROBES: [ProbeSpec; 4] = [
+    ProbeSpec {
+        name: "form, body credentials",
+        json_body: false,
+        basic: false,
+        accept_json: true,
+    },
+    ProbeSpec {
+        name: "form, HTTP Basic",
+        json_body: false,
+        basic: true,
+        accept_json: true,
+    },
+    ProbeSpec {
+        name: "JSON, no Content-Type",
+        json_body: true,
+        basic: false,
+        accept_json: false,
+    },
+    ProbeSpec {
+        name: "form, body credentials, no Accept",
+        json_body: false,
+        basic: false,
+        accept_json: false,
+    },
+];
+
+/// Runs the probes and judges the upstream.
+pub async fn run(args: &DoctorArgs) -> Result<Report, String> {
+    let configured = Provider::by_name(&args.provider).ok_or_else(|| {
+        format!(
+            "unknown provider {:?}: use salesforce, github, slack or generic",
+            args.provider
+        )
+    })?;
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        return Err("--timeout must be a positive number of seconds".into());
+    }
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let upstream = Upstream::try_new(args.upstream_token_url.clone())
+        .map_err(|e| e.to_string())?
+        .timeout(timeout);
+    let mut probes = Vec::with_capacity(PROBES.len());
+    for spec in &PROBES {
+        probes.push(probe(&upstream, spec, args).await);
+    }
+    let authorize = match &args.upstream_authorize_url {
+        None => None,
+        Some(url) => Some(check_authorize(url, timeout).await?),
+    };
+    Ok(judge(args, &configured, probes, authorize))
+}
+
+async fn probe(upstream: &Upstream, spec: &ProbeSpec, args: &DoctorArgs) -> Probe {
+    let redirect_uri = "https://layla.amazon.com/api/skill/link/M0DOCTOR0000";
+    let mut params = vec![
+        ("grant_type", "authorization_code"),
+        ("code", INVALID_CODE),
+        ("redirect_uri", redirect_uri),
+    ];
+    if !spec.basic {
+        params.push(("client_id", &args.client_id));
+        params.push(("client_secret", &args.client_secret));
+    }
+    let body = if spec.json_body {
+        let object: serde_json::Map<String, serde_json::Value> = params
+            .iter()
+            .map(|(n, v)| (n.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        serde_json::to_vec(&object).expect("a map serializes")
+    } else {
+        serde_urlencoded::to_string(&params)
+            .expect("pairs encode")
+            .into_bytes()
+    };
+    let mut request = Request::post("/")
+        .body(FullBody::from(bytes::Bytes::from(body)))
+        .expect("a request");
+    let headers = request.headers_mut();
+    if !spec.json_body {
+        headers.insert(
+            CONTENT_TYPE,
+            "application/x-www-form-urlencoded"
+                .parse()
+                .expect("a header"),
+        );
+    }
+    if spec.accept_json {
+        headers.insert(ACCEPT, "application/json".parse().expect("a header"));
+    }
+    if spec.basic {
+        let credentials = format!(
+            "{}:{}",
+            form_encode(&args.client_id),
+            form_encode(&args.client_secret)
+        );
+        use base64::Engine as _;
+        let value = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        );
+        headers.insert(
+            AUTHORIZATION,
+            value.parse().expect("base64 is a valid header"),
+        );
+    }
+    let started = Instant::now();
+    let response = call(upstream, request).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    read_probe(spec.name, &response, latency_ms)
+}
+
+fn form_encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+async fn call(upstream: &Upstream, request: Request<FullBody>) -> Response<FullBody> {
+    let mut upstream = upstream.clone();
+    let ready = upstream
+        .ready()
+        .await
+        .expect("the upstream client is infallible");
+    ready
+        .call(request)
+        .await
+        .expect("the upstream client is infallible")
+}
+
+fn read_probe(name: &'static str, response: &Response<FullBody>, latency_ms: u64) -> Probe {
+    if let Some(error) = response.extensions().get::<OAuthError>() {
+        return Probe {
+            name,
+            status: None,
+            content_type: None,
+            format: AnswerFormat::NoAnswer,
+            error: None,
+            failure: Some(error.description().unwrap_or("no answer").to_owned()),
+            latency_ms,
+        };
+    }
+    let status = response.status();
+    let media = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let body = response.body().as_bytes();
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let (format, error) = if media.as_deref() == Some("text/html") || first == Some(b'<') {
+        (AnswerFormat::Html, None)
+    } else if let Ok(serde_json::Value::Object(object)) =
+        serde_json::from_slice::<serde_json::Value>(body)
+    {
+        let error = object.get("error").and_then(|e| e.as_str()).map(clean_code);
+        let format = if object.get("ok") == Some(&serde_json::Value::Bool(false)) {
+            AnswerFormat::OkFalse
+        } else if error.is_some() && status.is_success() {
+            AnswerFormat::ErrorIn200
+        } else if error.is_some() {
+            AnswerFormat::RfcJson
+        } else {
+            AnswerFormat::OtherJson
+        };
+        (format, error)
+    } else if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
+        let error = pairs
+            .iter()
+            .find(|(n, _)| n == "error")
+            .map(|(_, v)| clean_code(v));
+        let form = media.as_deref() == Some("application/x-www-form-urlencoded")
+            || (!pairs.is_empty()
+                && pairs.iter().all(|(n, _)| !n.is_empty())
+                && body.contains(&b'='));
+        if form {
+            (AnswerFormat::Form, error)
+        } else {
+            (AnswerFormat::Other, None)
+        }
+    } else {
+        (AnswerFormat::Other, None)
+    };
+    Probe {
+        name,
+        status: Some(status.as_u16()),
+        content_type: media.map(|m| m.chars().take(64).collect()),
+        format,
+        error,
+        failure: None,
+        latency_ms,
+    }
+}
+
+/// An upstream error code as shown: RFC 6749's character set, 40 characters at most.
+fn clean_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(40)
+        .collect()
+}
+
+async fn check_authorize(url: &http::Uri, timeout: Duration) -> Result<String, String> {
+    let upstream = Upstream::try_new(url.clone())
+        .map_err(|e| format!("--upstream-authorize-url: {e}"))?
+        .timeout(timeout);
+    let mut request = Request::new(FullBody::default());
+    *request.method_mut() = Method::GET;
+    let response = call(&upstream, request).await;
+    Ok(match response.extensions().get::<OAuthError>() {
+        Some(error) => format!("no answer: {}", error.description().unwrap_or("failed")),
+        None if response.status().is_server_error() => {
+            format!("HTTP {} (a server error)", response.status().as_u16())
+        }
+        None => format!("HTTP {} (answers)", response.status().as_u16()),
+    })
+}
+
+fn judge(
+    args: &DoctorArgs,
+    configured: &Provider,
+    probes: Vec<Probe>,
+    authorize: Option<String>,
+) -> Report {
+    let url = &args.upstream_token_url;
+    let deadline_ms = args.alexa_deadline_ms;
+    let answered: Vec<&Probe> = probes.iter().filter(|p| p.status.is_some()).collect();
+    let https = url.scheme_str() == Some("https");
+    let tls_failed = probes
+        .iter()
+        .any(|p| p.failure.as_deref().is_some_and(|f| f.contains("TLS")));
+    let tls = match (https, tls_failed) {
+        (false, _) => "not https",
+        (true, true) => "error",
+        (true, false) => "ok",
+    };
+    let max_latency_ms = probes.iter().map(|p| p.latency_ms).max().unwrap_or(0);
+    let errors_as_200 = answered.iter().any(|p| {
+        matches!(p.format, AnswerFormat::ErrorIn200 | AnswerFormat::OkFalse)
+            || (p.format == AnswerFormat::Form
+                && p.error.is_some()
+                && p.status.is_some_and(|s| s < 300))
+    });
+    let (with_accept, without_accept) = (&probes[0], &probes[3]);
+    let is_json = |p: &Probe| {
+        matches!(
+            p.format,
+            AnswerFormat::RfcJson
+                | AnswerFormat::ErrorIn200
+                | AnswerFormat::OkFalse
+                | AnswerFormat::OtherJson
+        )
+    };
+    let accept_json = match (with_accept.format, without_accept.format) {
+        (AnswerFormat::Form, _) => "not-honoured",
+        (_, AnswerFormat::Form) if is_json(with_accept) => "honoured",
+        _ if is_json(with_accept) && is_json(without_accept) => "json-always",
+        _ => "unknown",
+    };
+    let any_form = probes.iter().any(|p| p.format == AnswerFormat::Form);
+    let ok_false = probes.iter().any(|p| p.format == AnswerFormat::OkFalse);
+    // With the real credentials, the probe that gets past client authentication names the
+    // placement; with dummy ones both say invalid_client (or alike) and nothing is learned.
+    let client_refused = |p: &Probe| {
+        p.error.as_deref().is_some_and(|e| {
+            e.contains("client") || e == "unauthorized" || e == "incorrect_client_credentials"
+        }) || p.status == Some(401)
+    };
+    let (body_probe, basic_probe) = (&probes[0], &probes[1]);
+    // Only an OAuth answer says anything about the credentials; a 500 page says nothing.
+    let oauth_answer = |p: &Probe| {
+        matches!(
+            p.format,
+            AnswerFormat::RfcJson
+                | AnswerFormat::ErrorIn200
+                | AnswerFormat::OkFalse
+                | AnswerFormat::OtherJson
+        ) || (p.format == AnswerFormat::Form && p.error.is_some())
+    };
+    let credentials = match (
+        oauth_answer(body_probe) && !client_refused(body_probe),
+        oauth_answer(basic_probe) && !client_refused(basic_probe),
+    ) {
+        (true, false) => "body",
+        (false, true) => "basic",
+        (true, true) => "either",
+        (false, false) => "unknown (pass the real --client-id and --client-secret to tell)",
+    };
+    let host = url.host().unwrap_or("").to_ascii_lowercase();
+    let salesforce_like = host.ends_with("salesforce.com")
+        || host.ends_with("force.com")
+        || url.path().ends_with("/services/oauth2/token");
+    let suggested_provider = if ok_false || host.ends_with("slack.com") {
+        "slack"
+    } else if any_form || errors_as_200 || host.ends_with("github.com") {
+        "github"
+    } else if salesforce_like {
+        "salesforce"
+    } else {
+        "generic"
+    };
+    let mut custom_settings = Vec::new();
+    let preset_basic = uses_basic(suggested_provider);
+    match credentials {
+        "body" if preset_basic => {
+            custom_settings.push(".client_auth(ClientAuth::Body)".to_string())
+        }
+        "basic" if !preset_basic => {
+            custom_settings.push(".client_auth(ClientAuth::Basic)".to_string())
+        }
+        _ => {}
+    }
+
+    let mut problems = Vec::new();
+    let configured_name = configured.name().to_string();
+    if configured_name != suggested_provider {
+        if any_form && matches!(configured_name.as_str(), "salesforce" | "slack") {
+            problems.push(format!(
+                "--provider {configured_name} reads only JSON answers, but this upstream answers forms: every exchange would end in server_error"
+            ));
+        }
+        if ok_false && configured_name != "slack" {
+            problems.push(format!(
+                "--provider {configured_name} does not read ok:false: refused codes would reach Alexa as server_error instead of invalid_grant"
+            ));
+        }
+        if accept_json == "honoured" && !matches!(configured_name.as_str(), "github") {
+            problems.push(format!(
+                "this upstream answers forms unless asked for JSON; --provider {configured_name} asks, but a proxy that drops Accept would break it"
+            ));
+        }
+    }
+    let configured_basic = uses_basic(&configured_name);
+    match credentials {
+        "body" if configured_basic => problems.push(format!(
+            "--provider {configured_name} sends credentials with HTTP Basic, but this upstream accepts them only in the body: every exchange would fail with invalid_client"
+        )),
+        "basic" if !configured_basic => problems.push(format!(
+            "--provider {configured_name} sends credentials in the body, but this upstream accepts them only with HTTP Basic: every exchange would fail with invalid_client"
+        )),
+        _ => {}
+    }
+    if max_latency_ms > deadline_ms {
+        problems.push(format!(
+            "the slowest answer took {max_latency_ms} ms; Alexa gives up after {deadline_ms} ms"
+        ));
+    }
+    if tls == "error" {
+        problems.push("the TLS handshake failed (certificate not trusted or expired?)".into());
+    }
+    if tls == "not https" {
+        problems.push(
+            "the token URL is not https: codes, tokens and the client secret cross the network in clear"
+                .into(),
+        );
+    }
+    if let Some(answer) = &authorize {
+        if !answer.contains("(answers)") {
+            problems.push(format!("the authorization URL does not work: {answer}"));
+        }
+    }
+    if probes.iter().any(|p| p.format == AnswerFormat::OtherJson) {
+        problems.push(
+            "a probe with an invalid code got JSON without an error: the upstream does not refuse bad codes the OAuth way"
+                .into(),
+        );
+    }
+
+    let all_failed = answered.is_empty();
+    let all_broken = answered.iter().all(|p| {
+        p.status.is_some_and(|s| s >= 500)
+            || matches!(p.format, AnswerFormat::Html | AnswerFormat::Other)
+    });
+    let unusable_because = if all_failed {
+        Some(if tls_failed {
+            "the TLS handshake failed".to_string()
+        } else {
+            format!(
+                "the upstream did not answer: {}",
+                probes[0].failure.as_deref().unwrap_or("no answer")
+            )
+        })
+    } else if all_broken {
+        Some(
+            "every answer was a server error or an HTML/unreadable page, never an OAuth error"
+                .to_string(),
+        )
+    } else if max_latency_ms > deadline_ms {
+        Some(format!(
+            "too slow: {max_latency_ms} ms, more than Alexa's {deadline_ms} ms"
+        ))
+    } else {
+        None
+    };
+    Report {
+        token_url: url.to_string(),
+        probes,
+        accept_json,
+        errors_as_200,
+        tls,
+        max_latency_ms,
+        deadline_ms,
+        authorize,
+        credentials,
+        suggested_provider,
+        custom_settings,
+        problems,
+        usable: unusable_because.is_none(),
+        unusable_because,
+    }
+}
+
+/// Whether a preset sends the client credentials with HTTP Basic (only Slack's does).
+fn uses_basic(preset: &str) -> bool {
+    preset == "slack"
+}
+
+impl Report {
+    /// The report as a readable table.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(out, "bridge doctor: {}", self.token_url);
+        let _ = writeln!(
+            out,
+            "probes send grant_type=authorization_code with code={INVALID_CODE} (no real grant is used)\n"
+        );
+        let _ = writeln!(
+            out,
+            "{:<36} {:>6}  {:<34} {:<18} {:<24} {:>8}",
+            "probe", "status", "content type", "format", "error", "latency"
+        );
+        for p in &self.probes {
+            let status = p.status.map_or("-".to_string(), |s| s.to_string());
+            let error = p
+                .error
+                .clone()
+                .or_else(|| p.failure.clone())
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "{:<36} {:>6}  {:<34} {:<18} {:<24} {:>5} ms",
+                p.name,
+                status,
+                p.content_type.as_deref().unwrap_or("-"),
+                p.format.label(),
+                error,
+                p.latency_ms
+            );
+        }
+        let _ = writeln!(out);
+        let accept = match self.accept_json {
+            "json-always" => "JSON always",
+            "honoured" => "honoured (forms without it)",
+            "not-honoured" => "not honoured (forms even when asked)",
+            _ => "unknown",
+        };
+        let rows = [
+            ("Accept: application/json", accept.to_string()),
+            (
+                "errors with HTTP 200",
+                if self.errors_as_200 { "yes" } else { "no" }.to_string(),
+            ),
+            ("TLS", self.tls.to_string()),
+            (
+                "latency",
+                format!(
+                    "{} ms at most (Alexa allows {} ms)",
+                    self.max_latency_ms, self.deadline_ms
+                ),
+            ),
+            (
+                "authorize URL",
+                self.authorize
+                    .clone()
+                    .unwrap_or_else(|| "not checked (no --upstream-authorize-url)".into()),
+            ),
+            ("credentials", self.credentials.to_string()),
+            (
+                "suggested provider",
+                format!("--provider {}", self.suggested_provider),
+            ),
+        ];
+        for (name, value) in rows {
+            let _ = writeln!(out, "{name:<26} {value}");
+        }
+        if !self.custom_settings.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<26} Provider::{}(){}",
+                "custom settings",
+                self.suggested_provider,
+                self.custom_settings.join("")
+            );
+        }
+        if self.problems.is_empty() {
+            let _ = writeln!(out, "\nnothing found that would break Alexa");
+        } else {
+            let _ = writeln!(out, "\nwould break Alexa:");
+            for problem in &self.problems {
+                let _ = writeln!(out, "  - {problem}");
+            }
+        }
+        match &self.unusable_because {
+            None => {
+                let _ = writeln!(out, "\nverdict: usable");
+            }
+            Some(why) => {
+                let _ = writeln!(out, "\nverdict: UNUSABLE: {why}");
+            }
+        }
+        out
+    }
+}

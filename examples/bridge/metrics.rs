@@ -1,0 +1,72 @@
+//! `GET /metrics`: the library's metrics (feature `metrics`) in Prometheus' text format.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use account_link_bridge::bridge::Bridge;
+use account_link_bridge::{FullBody, ResponseBody};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::Service;
+
+/// Installs the Prometheus recorder for this process.
+pub fn install() -> Result<PrometheusHandle, String> {
+    if !cfg!(feature = "metrics") {
+        tracing::warn!(
+            "--metrics: this build lacks the crate's `metrics` feature, so /metrics stays empty; build with --features metrics"
+        );
+    }
+    PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+}
+
+/// The bridge's routes plus `GET /metrics` when a recorder is installed.
+#[derive(Clone)]
+pub struct WithMetrics {
+    bridge: Bridge,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl WithMetrics {
+    pub fn new(bridge: Bridge, metrics: Option<PrometheusHandle>) -> Self {
+        WithMetrics { bridge, metrics }
+    }
+}
+
+impl<B> Service<Request<B>> for WithMetrics
+where
+    Bridge: Service<Request<B>, Response = Response<ResponseBody<FullBody>>, Error = Infallible>,
+    <Bridge as Service<Request<B>>>::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody<FullBody>>;
+    type Error = Infallible;
+    // Boxed: an example's convenience, next to a network round trip.
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.bridge.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match &self.metrics {
+            Some(handle)
+                if request.uri().path() == "/metrics" && request.method() == Method::GET =>
+            {
+                let mut response = Response::new(ResponseBody::from(Bytes::from(handle.render())));
+                let headers = response.headers_mut();
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                Box::pin(std::future::ready(Ok(response)))
+            }
+            _ => Box::pin(self.bridge.call(request)),
+        }
+    }
+}
