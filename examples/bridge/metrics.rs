@@ -16,8 +16,10 @@ use tower::Service;
 /// Installs the Prometheus recorder for this process.
 pub fn install() -> Result<PrometheusHandle, String> {
     if !cfg!(feature = "metrics") {
-        tracing::warn!(
-            "--metrics: this build lacks the crate's `metrics` feature, so /metrics stays empty; build with --features metrics"
+        // Serving an empty /metrics would look like a bridge that does nothing.
+        return Err(
+            "--metrics needs the crate's `metrics` feature: cargo run --release --example bridge --features metrics -- --metrics"
+                .into(),
         );
     }
     PrometheusBuilder::new()
