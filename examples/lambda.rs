@@ -84,9 +84,11 @@ fn configure(args: &Args) -> Result<account_link_bridge::bridge::Bridge, String>
         }
     };
     if endpoints.authorize_url.is_some() && args.state_key.is_none() {
-        return Err("BRIDGE_STATE_KEY is required with BRIDGE_UPSTREAM_AUTHORIZE_URL on Lambda: \
+        return Err(
+            "BRIDGE_STATE_KEY is required with BRIDGE_UPSTREAM_AUTHORIZE_URL on Lambda: \
                     a random per-instance key breaks links whose callback reaches another instance"
-            .into());
+                .into(),
+        );
     }
     let bridge = config::build_bridge(args, &endpoints, &public_url)?;
     tracing::info!(
