@@ -220,3 +220,108 @@ async fn a_get_on_the_token_route_is_405_json() {
     assert_eq!(header(&response, "allow"), Some("POST"));
     assert_eq!(alexa_json(&response)["error"], "invalid_request");
 }
+
+/// The whole serving path of `examples/lambda.rs`: `lambda_http::run` polls a Runtime API on
+/// loopback for the event and posts the function's answer back; what it posts is what API
+/// Gateway turns into the HTTP answer Alexa reads.
+#[tokio::test]
+async fn the_lambda_runtime_posts_alexa_s_answer_back_to_the_runtime_api() {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    let upstream = MockUpstream::salesforce().await;
+    let event = include_str!("fixtures/lambda/http-api-v2-token-code-form-base64.json");
+    let (posted, answer) = tokio::sync::oneshot::channel::<(String, Bytes)>();
+    let posted = Arc::new(Mutex::new(Some(posted)));
+    let handed_out = Arc::new(Mutex::new(false));
+    let runtime_api = support::serve(move |request: http::Request<hyper::body::Incoming>| {
+        let posted = posted.clone();
+        let handed_out = handed_out.clone();
+        async move {
+            let path = request.uri().path().to_string();
+            if path == "/2018-06-01/runtime/invocation/next" {
+                if std::mem::replace(&mut *handed_out.lock().unwrap(), true) {
+                    // One event only: later polls wait until the test ends.
+                    std::future::pending::<()>().await;
+                }
+                let deadline = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+                    + 30_000;
+                return Response::builder()
+                    .header(
+                        "lambda-runtime-aws-request-id",
+                        "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
+                    )
+                    .header("lambda-runtime-deadline-ms", deadline.to_string())
+                    .header(
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:us-east-1:123456789012:function:account-link-bridge",
+                    )
+                    .header(
+                        "lambda-runtime-trace-id",
+                        "Root=1-6650a3c1-4f1d2c3b5a6e7f8091a2b3c4",
+                    )
+                    .body(Full::new(Bytes::from_static(event.as_bytes())))
+                    .unwrap();
+            }
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            if let Some(posted) = posted.lock().unwrap().take() {
+                let _ = posted.send((path, body));
+            }
+            Response::builder()
+                .status(202)
+                .body(Full::new(Bytes::from_static(br#"{"status":"OK"}"#)))
+                .unwrap()
+        }
+    })
+    .await;
+    // What Lambda sets for a custom runtime; every test in this process sets the same values.
+    for (name, value) in [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "account-link-bridge".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2024/05/24/[$LATEST]0123456789abcdef".into(),
+        ),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            "/aws/lambda/account-link-bridge".into(),
+        ),
+    ] {
+        std::env::set_var(name, value);
+    }
+
+    // `lambda_http::run`'s future is not `Send`: it runs on this thread, as in the example.
+    let local = tokio::task::LocalSet::new();
+    let answer = local
+        .run_until(async {
+            let runtime = tokio::task::spawn_local(lambda_http::run(function(&upstream)));
+            let answer = tokio::time::timeout(Duration::from_secs(10), answer).await;
+            runtime.abort();
+            answer
+        })
+        .await;
+
+    let (path, body) = answer.expect("the runtime posted an answer").unwrap();
+    assert_eq!(
+        path,
+        "/2018-06-01/runtime/invocation/8476a536-e9f4-11e8-9739-2dfe598c3fcd/response"
+    );
+    let posted: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(posted["statusCode"], 200, "{posted}");
+    assert_eq!(posted["isBase64Encoded"], false);
+    assert_eq!(
+        posted["headers"]["content-type"],
+        "application/json;charset=UTF-8"
+    );
+    assert_eq!(posted["headers"]["cache-control"], "no-store");
+    let answer: serde_json::Value =
+        serde_json::from_str(posted["body"].as_str().expect("a text body")).unwrap();
+    assert_salesforce_token(&answer);
+}
