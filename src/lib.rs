@@ -83,6 +83,7 @@
 //! | `client` | yes | [`upstream`]: the upstream client service (hyper-util pooled client, rustls, pinned URL, timeout, transport failures as RFC 6749 JSON) |
 //! | `metrics` | no | counters and a histogram of exchanges, refusals, upstream latency and errors, and authorize verdicts through the [`metrics`](https://docs.rs/metrics) facade ([`diagnostics`]) |
 //! | `axum` | no | `skill::LinkedAccount`: an axum extractor that unpacks the linked account from an Alexa request, or answers the link-account card / smart home `ErrorResponse` |
+//! | `lambda` | no | `lambda::LambdaService`: serves the bridge (or any service on `http::Request<FullBody>`) as an AWS Lambda function through `lambda_http`, behind API Gateway, a Function URL or an ALB |
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -96,6 +97,8 @@ pub mod bridge;
 pub mod diagnostics;
 mod error;
 mod exchange;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod pack;
 mod provider;
 pub mod skill;
