@@ -80,9 +80,8 @@ async fn run_upstream(addr: SocketAddr) {
     let listener = TcpListener::bind(addr).await.expect("upstream listens");
     let service = service_fn(|request: Request<Incoming>| async move {
         let _ = request.into_body().collect().await;
-        let mut response = Response::new(Full::new(Bytes::from_static(
-            SALESFORCE_ANSWER.as_bytes(),
-        )));
+        let mut response =
+            Response::new(Full::new(Bytes::from_static(SALESFORCE_ANSWER.as_bytes())));
         response.headers_mut().insert(
             CONTENT_TYPE,
             http::HeaderValue::from_static("application/json;charset=UTF-8"),
@@ -436,7 +435,9 @@ async fn run_load() {
         }
     }
     println!();
-    println!("| request | conns | bridge/passthrough throughput (median; per round) | p99 added ms |");
+    println!(
+        "| request | conns | bridge/passthrough throughput (median; per round) | p99 added ms |"
+    );
     println!("| --- | ---: | --- | ---: |");
     for (kind, connections, b, p, per_round) in summary {
         let rounds: Vec<String> = per_round.iter().map(|r| format!("{r:.3}")).collect();
@@ -449,7 +450,11 @@ async fn run_load() {
         );
     }
     println!();
-    let mib = |kib: Option<u64>| kib.map_or("unknown".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    let mib = |kib: Option<u64>| {
+        kib.map_or("unknown".into(), |k| {
+            format!("{:.1} MiB", k as f64 / 1024.0)
+        })
+    };
     println!(
         "peak RSS (VmHWM) after all rounds: bridge {}, passthrough {}",
         mib(peak_rss_kib(bridge_pid)),

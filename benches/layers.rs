@@ -315,12 +315,7 @@ fn main() {
         },
         |headers| {
             rewrite
-                .rewrite_answer(
-                    StatusCode::OK,
-                    &headers,
-                    SALESFORCE_ANSWER.as_bytes(),
-                    None,
-                )
+                .rewrite_answer(StatusCode::OK, &headers, SALESFORCE_ANSWER.as_bytes(), None)
                 .0
         },
         |result| assert!(result.is_ok()),
