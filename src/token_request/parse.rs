@@ -1058,7 +1058,7 @@ mod tests {
         ) {
             let mut r = TokenRequest::parse(
                 &form(),
-                b"grant_type=authorization_code&code=c&client_id=a%20b&client_secret=s%26%2B%C3%A9",
+                b"grant_type=authorization_code&code=c&client_id=a%20b&client_secret=s%26%2B%20x",
             )
             .unwrap();
             for (n, v) in &params {
@@ -1071,7 +1071,7 @@ mod tests {
             pairs.push(("extra param", "x/y z~"));
             if !basic {
                 pairs.push(("client_id", "a b"));
-                pairs.push(("client_secret", "s&+\u{e9}"));
+                pairs.push(("client_secret", "s&+ x"));
             }
             prop_assert_eq!(
                 std::str::from_utf8(&encoded).unwrap(),
