@@ -4,7 +4,7 @@
 //! JSON, with or without Content-Type, credentials in HTTP Basic or the body), parses it into a
 //! [`TokenRequest`], and hands the inner service a clean request:
 //!
-//! - a form body encoded with `serde_urlencoded` (RFC 6749 Appendix B), holding only the
+//! - a form body encoded with `form_urlencoded` (RFC 6749 Appendix B), holding only the
 //!   parameters present, in Alexa's order, then the provider's extra parameters;
 //! - `Content-Type: application/x-www-form-urlencoded`, `Accept: application/json`, a correct
 //!   `Content-Length`, and the provider's extra headers;

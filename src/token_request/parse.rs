@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -107,8 +108,17 @@ pub enum BodyFormat {
 /// assert_eq!(request.client_id(), Some("alexa"));
 /// assert!(!format!("{request:?}").contains("s3cret"));
 /// ```
+///
+/// Cloning is cheap: the parsed fields are shared, and copied only when a clone is changed
+/// (`set_param`, `remove_param`). The response layer keeps a clone of every request for the
+/// whole exchange, so a deep copy there would cost one allocation per parameter.
 #[derive(Clone)]
 pub struct TokenRequest {
+    fields: Arc<Fields>,
+}
+
+#[derive(Clone)]
+struct Fields {
     grant_type: GrantType,
     params: Vec<(String, String)>,
     client_id: Option<String>,
@@ -222,24 +232,27 @@ impl TokenRequest {
             }
         }
         Ok(TokenRequest {
-            grant_type,
-            params,
-            client_id,
-            client_secret,
-            credentials,
-            format,
+            fields: Arc::new(Fields {
+                grant_type,
+                params,
+                client_id,
+                client_secret,
+                credentials,
+                format,
+            }),
         })
     }
 
     /// The grant type.
     pub fn grant_type(&self) -> &GrantType {
-        &self.grant_type
+        &self.fields.grant_type
     }
 
     /// A parameter's value, `None` when absent. Client credentials are not parameters: see
     /// [`TokenRequest::client_id`] and [`TokenRequest::client_secret`].
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
+        self.fields
+            .params
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
@@ -247,7 +260,10 @@ impl TokenRequest {
 
     /// All parameters in the order Alexa sent them, credentials excluded.
     pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.params.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields
+            .params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// The authorization code (`authorization_code` grant).
@@ -267,48 +283,50 @@ impl TokenRequest {
 
     /// The client id, from Basic or the body.
     pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+        self.fields.client_id.as_deref()
     }
 
     /// The client secret, from Basic or the body.
     pub fn client_secret(&self) -> Option<&str> {
-        self.client_secret.as_deref()
+        self.fields.client_secret.as_deref()
     }
 
     /// Where Alexa put the client credentials.
     pub fn credential_source(&self) -> CredentialSource {
-        self.credentials
+        self.fields.credentials
     }
 
     /// The encoding of the body Alexa sent.
     pub fn body_format(&self) -> BodyFormat {
-        self.format
+        self.fields.format
     }
 
     /// Sets a parameter: replaces its value if present, appends it otherwise.
     pub fn set_param(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let name = name.into();
         let value = value.into();
-        match self.params.iter_mut().find(|(n, _)| *n == name) {
+        let params = &mut Arc::make_mut(&mut self.fields).params;
+        match params.iter_mut().find(|(n, _)| *n == name) {
             Some((_, v)) => *v = value,
-            None => self.params.push((name, value)),
+            None => params.push((name, value)),
         }
     }
 
     /// Removes a parameter, returning its value.
     pub fn remove_param(&mut self, name: &str) -> Option<String> {
-        let i = self.params.iter().position(|(n, _)| n == name)?;
-        Some(self.params.remove(i).1)
+        let i = self.fields.params.iter().position(|(n, _)| n == name)?;
+        Some(Arc::make_mut(&mut self.fields).params.remove(i).1)
     }
 
     /// The values a description or log line must never show: code, refresh token, client
     /// secret, code verifier.
     pub fn secrets(&self) -> impl Iterator<Item = &str> {
-        self.params
+        self.fields
+            .params
             .iter()
             .filter(|(n, _)| !HARMLESS.contains(&n.as_str()))
             .map(|(_, v)| v.as_str())
-            .chain(self.client_secret.as_deref())
+            .chain(self.fields.client_secret.as_deref())
     }
 
     /// Encodes the request as the `application/x-www-form-urlencoded` body the upstream wants
@@ -320,28 +338,43 @@ impl TokenRequest {
         auth: ClientAuth,
         extra: &[(String, String)],
     ) -> (Bytes, Option<HeaderValue>) {
-        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(self.params.len() + 2 + extra.len());
-        pairs.extend(self.params());
-        for (name, value) in extra {
-            if self.param(name).is_none() {
-                pairs.push((name, value));
-            }
+        let fields = &*self.fields;
+        let extra = extra
+            .iter()
+            .filter(|(name, _)| self.param(name).is_none())
+            .map(|(name, value)| (name.as_str(), value.as_str()));
+        let in_body = auth == ClientAuth::Body;
+        let credentials = [
+            ("client_id", fields.client_id.as_deref()),
+            ("client_secret", fields.client_secret.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.filter(|_| in_body)?)));
+        let pairs = || {
+            self.params()
+                .chain(extra.clone())
+                .chain(credentials.clone())
+        };
+        // Sized exactly first, so that the form is written with one allocation and `Bytes`
+        // takes the buffer as it is (a buffer with spare capacity costs `Bytes` one more).
+        let (count, len) = pairs().fold((0usize, 0), |(count, len), (name, value)| {
+            (
+                count + 1,
+                len + form_encoded_len(name) + 1 + form_encoded_len(value),
+            )
+        });
+        let mut body =
+            form_urlencoded::Serializer::new(String::with_capacity(len + count.saturating_sub(1)));
+        for (name, value) in pairs() {
+            body.append_pair(name, value);
         }
-        let mut authorization = None;
-        match auth {
-            ClientAuth::Body => {
-                pairs.extend(self.client_id.as_deref().map(|v| ("client_id", v)));
-                pairs.extend(self.client_secret.as_deref().map(|v| ("client_secret", v)));
+        let authorization = match (auth, &fields.client_id) {
+            (ClientAuth::Basic, Some(id)) => {
+                Some(basic_header(id, fields.client_secret.as_deref()))
             }
-            ClientAuth::Basic => {
-                if let Some(id) = &self.client_id {
-                    authorization = Some(basic_header(id, self.client_secret.as_deref()));
-                }
-            }
-        }
-        let body = serde_urlencoded::to_string(&pairs)
-            .expect("encoding string pairs as a form cannot fail");
-        (Bytes::from(body), authorization)
+            _ => None,
+        };
+        (Bytes::from(body.finish()), authorization)
     }
 }
 
@@ -363,17 +396,31 @@ impl fmt::Debug for TokenRequest {
             }
         }
         f.debug_struct("TokenRequest")
-            .field("grant_type", &self.grant_type)
-            .field("params", &Params(&self.params))
-            .field("client_id", &self.client_id)
+            .field("grant_type", &self.fields.grant_type)
+            .field("params", &Params(&self.fields.params))
+            .field("client_id", &self.fields.client_id)
             .field(
                 "client_secret",
-                &self.client_secret.as_ref().map(|_| "[redacted]"),
+                &self.fields.client_secret.as_ref().map(|_| "[redacted]"),
             )
-            .field("credentials", &self.credentials)
-            .field("format", &self.format)
+            .field("credentials", &self.fields.credentials)
+            .field("format", &self.fields.format)
             .finish()
     }
+}
+
+/// The length of `value` once `application/x-www-form-urlencoded` (what
+/// `form_urlencoded::byte_serialize` writes: unreserved bytes as they are, space as `+`, any
+/// other byte as `%XX`).
+fn form_encoded_len(value: &str) -> usize {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'*' | b'-' | b'.' | b'_' | b' ' => 1,
+            b if b.is_ascii_alphanumeric() => 1,
+            _ => 3,
+        })
+        .sum()
 }
 
 /// `Basic base64(form(id):form(secret))`, RFC 6749 §2.3.1.
@@ -424,7 +471,9 @@ fn body_format(headers: &HeaderMap, body: &[u8]) -> Result<BodyFormat, OAuthErro
 
 /// Parses a form body strictly: invalid percent-encoding or UTF-8 is refused, not replaced.
 fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
-    let mut params = Vec::new();
+    // Sized from the separators, so the list is allocated once.
+    let pairs = body.iter().filter(|b| **b == b'&').count() + 1;
+    let mut params = Vec::with_capacity(pairs.min(MAX_PARAMS));
     for pair in body.split(|b| *b == b'&') {
         if pair.is_empty() {
             continue;
@@ -520,7 +569,8 @@ impl<'de> Visitor<'de> for ParamsVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut params = Vec::new();
+        // Alexa sends at most seven parameters: one allocation for the usual request.
+        let mut params = Vec::with_capacity(map.size_hint().unwrap_or(8).min(MAX_PARAMS));
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
             if params.len() == MAX_PARAMS {
                 // Drain nothing more: the answer is already decided.
@@ -590,7 +640,7 @@ impl<'de> de::Deserialize<'de> for StringValue {
 /// Refuses control characters anywhere, and non-VSCHAR in the values RFC 6749 Appendix A
 /// restricts to `%x20-7E` (code, refresh token, client credentials).
 fn check_param(name: &str, value: &str) -> Result<(), OAuthError> {
-    if name.chars().chain(value.chars()).any(char::is_control) {
+    if has_control(name) || has_control(value) {
         return Err(OAuthError::invalid_request(format!(
             "parameter {} contains a control character",
             printable_name(name)
@@ -606,6 +656,16 @@ fn check_param(name: &str, value: &str) -> Result<(), OAuthError> {
         )));
     }
     Ok(())
+}
+
+/// Whether `text` holds a control character (Unicode `Cc`, as `char::is_control`). ASCII text,
+/// what Alexa sends, is checked byte by byte instead of decoding characters.
+fn has_control(text: &str) -> bool {
+    if text.is_ascii() {
+        text.bytes().any(|b| b.is_ascii_control())
+    } else {
+        text.chars().any(char::is_control)
+    }
 }
 
 /// A parameter name safe to put in an error description: names are not secrets, but a hostile
@@ -989,6 +1049,34 @@ mod tests {
             let first: Vec<_> = r.params().collect();
             let second: Vec<_> = again.params().collect();
             prop_assert_eq!(first, second);
+        }
+
+        #[test]
+        fn the_form_is_byte_for_byte_what_serde_urlencoded_writes(
+            params in prop::collection::vec(("[a-z_]{1,12}", "\\PC{1,30}"), 0..6),
+            basic in any::<bool>(),
+        ) {
+            let mut r = TokenRequest::parse(
+                &form(),
+                b"grant_type=authorization_code&code=c&client_id=a%20b&client_secret=s%26%2B%20x",
+            )
+            .unwrap();
+            for (n, v) in &params {
+                r.set_param(n.clone(), v.clone());
+            }
+            let extra = [("extra param".to_string(), "x/y z~".to_string())];
+            let auth = if basic { ClientAuth::Basic } else { ClientAuth::Body };
+            let (encoded, _) = r.to_form(auth, &extra);
+            let mut pairs: Vec<(&str, &str)> = r.params().collect();
+            pairs.push(("extra param", "x/y z~"));
+            if !basic {
+                pairs.push(("client_id", "a b"));
+                pairs.push(("client_secret", "s&+ x"));
+            }
+            prop_assert_eq!(
+                std::str::from_utf8(&encoded).unwrap(),
+                serde_urlencoded::to_string(&pairs).unwrap()
+            );
         }
 
         #[test]
