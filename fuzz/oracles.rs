@@ -295,8 +295,13 @@ pub fn fuzz_sealer() -> StateSealer {
 }
 
 /// Genuine seals of `Probe`s under [`FUZZ_KEY`], already expired when they were made (the
-/// corpus seeds): the only strings that may open as far as `Expired`.
-pub const GENUINE_EXPIRED: &[&str] = &[];
+/// corpus seeds `corpus/state_open/genuine_expired_*`, sealed outside the crate with the wire
+/// format of `src/state.rs`): the only strings that may open as far as `Expired`.
+pub const GENUINE_EXPIRED: &[&str] = &[
+    "AY9EesgckgpER-WTbmwss4RAoxzefbw_mEqwJ58unv5d5S2o-7WuD2MwfNDqVVAXwLJScHhYmDZJyL5DAz1LxvXymwfpN1M",
+    "AYs4QJK7jFZ2zz_o1VM_IxQFwT9rs-HPWS7HniaGNm0fkeLHfyV0kbDnbKH2oUHfPi4_1ccIS2a-sCDv",
+    "AXOjV0g9Updbg5w0ei5g-0Tn-hnv5RRHjjWvoy0py_xSY6hW46JaHxDCgAx12TzqCTunEHCfJOBDwiqKIPcrv8W0Bxr19YaaBcA7_Lp1RbtkLcJ8nKQs0SFV9DJsC4deJqofm_As6XwVOnF2NBNHmLWIqNHpYwN0k0Xcs6p1NVrruVHJYhwLk0UK8ZV6cE1dKpcgzA4F0Ljqr2TzfaUPZQ",
+];
 
 /// `state_open`: the input, as a string, is opened with a fixed key. Oracle: it never opens
 /// (forging a seal must be impossible) and only a genuine seal gets as far as `Expired`.

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use account_link_bridge::authorize::{AuthorizeRedirect, ALEXA_REDIRECT_HOSTS};
 use account_link_bridge::state::{OpenError, StateKey, StateSealer};
-use account_link_bridge::{FullBody, NormalizeTokenRequestLayer, Provider, RewriteTokenResponseLayer, TokenRequest};
+use account_link_bridge::{
+    FullBody, NormalizeTokenRequestLayer, Provider, RewriteTokenResponseLayer, TokenRequest,
+};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
@@ -118,11 +120,7 @@ fn request_body() -> impl Strategy<Value = Vec<u8>> {
 /// The inner service's canned answer, and whether it was called.
 fn recording_upstream() -> (
     Arc<AtomicBool>,
-    impl tower::Service<
-            Request<FullBody>,
-            Response = Response<FullBody>,
-            Error = Infallible,
-        > + Clone,
+    impl tower::Service<Request<FullBody>, Response = Response<FullBody>, Error = Infallible> + Clone,
 ) {
     let called = Arc::new(AtomicBool::new(false));
     let seen = called.clone();
@@ -217,8 +215,18 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(|f| json!(f)),
         "[ -~]{0,16}".prop_map(Value::from),
         prop::sample::select(vec![
-            "", "3600", " 42 ", "-1", "1e3", "invalid_grant", "invalid_client", "server_error",
-            "Bearer", "https://na1.salesforce.com", "has space", "tok",
+            "",
+            "3600",
+            " 42 ",
+            "-1",
+            "1e3",
+            "invalid_grant",
+            "invalid_client",
+            "server_error",
+            "Bearer",
+            "https://na1.salesforce.com",
+            "has space",
+            "tok",
         ])
         .prop_map(Value::from),
         junk_unlinking_code().prop_map(Value::from),
@@ -226,8 +234,9 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(2, 8, 3, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
-            prop::collection::vec((prop::sample::select(ANSWER_KEYS), inner), 0..3)
-                .prop_map(|pairs| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            prop::collection::vec((prop::sample::select(ANSWER_KEYS), inner), 0..3).prop_map(
+                |pairs| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            ),
         ]
     })
 }
@@ -242,11 +251,12 @@ fn answer_body() -> impl Strategy<Value = Vec<u8>> {
                 serde_json::to_vec(&object).unwrap()
             }
         ),
-        prop::collection::vec((prop::sample::select(ANSWER_KEYS), "[ -~]{0,12}"), 0..5)
-            .prop_map(|pairs| form_urlencoded::Serializer::new(String::new())
+        prop::collection::vec((prop::sample::select(ANSWER_KEYS), "[ -~]{0,12}"), 0..5).prop_map(
+            |pairs| form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(pairs)
                 .finish()
-                .into_bytes()),
+                .into_bytes()
+        ),
     ]
 }
 
@@ -440,8 +450,14 @@ fn check_browser_answer(response: &Response<FullBody>) -> Result<(), TestCaseErr
 }
 
 fn get(service: &AuthorizeRedirect, path_and_query: &str) -> Option<Response<FullBody>> {
-    let request = Request::get(path_and_query).body(FullBody::default()).ok()?;
-    Some(runtime().block_on(service.clone().oneshot(request)).unwrap())
+    let request = Request::get(path_and_query)
+        .body(FullBody::default())
+        .ok()?;
+    Some(
+        runtime()
+            .block_on(service.clone().oneshot(request))
+            .unwrap(),
+    )
 }
 
 /// A genuine sealed state, from a valid `/authorize`.
@@ -452,7 +468,11 @@ fn genuine_state(service: &AuthorizeRedirect) -> String {
     )
     .unwrap();
     let location = Url::parse(response.headers()[LOCATION].to_str().unwrap()).unwrap();
-    let state = location.query_pairs().find(|(n, _)| n == "state").unwrap().1;
+    let state = location
+        .query_pairs()
+        .find(|(n, _)| n == "state")
+        .unwrap()
+        .1;
     state.into_owned()
 }
 

@@ -414,13 +414,23 @@ mod tests {
         // Found while writing tests/never_panic.rs: cleaning `invalid_"grant` to RFC 6749's
         // characters gave `invalid_grant`, which makes Alexa unlink the user.
         // JSON escapes: a quote, a newline, an `é`.
-        for code in [r#"invalid_\"grant"#, r"invalid_client\n", r"inv\u00e9alid_grant"] {
+        for code in [
+            r#"invalid_\"grant"#,
+            r"invalid_client\n",
+            r"inv\u00e9alid_grant",
+        ] {
             let body = format!(r#"{{"error":"{code}"}}"#);
             let error = run(&Provider::generic(), 400, &json(), &body, None).unwrap_err();
             assert_eq!(error.code(), &ErrorCode::SERVER_ERROR, "{code}");
             assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
         }
-        let exact = run(&Provider::generic(), 400, &json(), r#"{"error":"invalid_grant"}"#, None);
+        let exact = run(
+            &Provider::generic(),
+            400,
+            &json(),
+            r#"{"error":"invalid_grant"}"#,
+            None,
+        );
         assert_eq!(exact.unwrap_err().code(), &ErrorCode::INVALID_GRANT);
     }
 
