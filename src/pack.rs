@@ -153,8 +153,19 @@ impl PackFormat {
         Ok(packed)
     }
 
-    /// Unpacks a token this format packed: the exact inverse of [`PackFormat::pack`].
+    /// Unpacks a token this format packed: the exact inverse of [`PackFormat::pack`]. A string
+    /// `pack` never writes (longer than the maximum, or ending with an empty field) is refused,
+    /// so that one token has one packed form.
     pub fn unpack(&self, packed: &str) -> Result<PackedToken, UnpackError> {
+        if packed.len() > self.max_len {
+            return Err(UnpackError::TooLong {
+                len: packed.len(),
+                max: self.max_len,
+            });
+        }
+        if packed.ends_with(self.separator) {
+            return Err(UnpackError::TrailingEmptyField);
+        }
         let mut parts = packed.split(self.separator);
         let access_token = parts.next().unwrap_or("");
         if access_token.is_empty() {
@@ -308,6 +319,15 @@ pub enum UnpackError {
         /// The number of fields the format packs.
         expected: usize,
     },
+    /// The token ends with the separator: an empty last field, which packing leaves out.
+    TrailingEmptyField,
+    /// The token is longer than the format's maximum, so packing never wrote it.
+    TooLong {
+        /// The token's length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
 }
 
 impl fmt::Display for UnpackError {
@@ -317,6 +337,13 @@ impl fmt::Display for UnpackError {
             UnpackError::TooManyParts { expected } => write!(
                 f,
                 "the packed token has more than {expected} packed field(s): not packed by this format"
+            ),
+            UnpackError::TrailingEmptyField => {
+                f.write_str("the packed token ends with an empty field: not packed by this format")
+            }
+            UnpackError::TooLong { len, max } => write!(
+                f,
+                "the packed token is {len} bytes, over the maximum of {max}: not packed by this format"
             ),
         }
     }
@@ -391,6 +418,21 @@ mod tests {
         assert_eq!(
             format.unpack("a b c"),
             Err(UnpackError::TooManyParts { expected: 1 })
+        );
+    }
+
+    #[test]
+    fn strings_pack_never_writes_do_not_unpack() {
+        // Found by the unpack fuzz target's exact-inverse oracle: "tok " unpacked to the token
+        // "tok", which packs to "tok"; and a token over the maximum unpacked but never packs.
+        let format = PackFormat::salesforce();
+        assert_eq!(format.unpack("tok "), Err(UnpackError::TrailingEmptyField));
+        let two = PackFormat::new().field("a").field("b").separator('|');
+        assert_eq!(two.unpack("tok|x|"), Err(UnpackError::TrailingEmptyField));
+        assert!(two.unpack("tok||x").is_ok());
+        assert_eq!(
+            format.max_len(4).unpack("tok x"),
+            Err(UnpackError::TooLong { len: 5, max: 4 })
         );
     }
 

@@ -640,6 +640,11 @@ impl<'de> de::Deserialize<'de> for StringValue {
 /// Refuses control characters anywhere, and non-VSCHAR in the values RFC 6749 Appendix A
 /// restricts to `%x20-7E` (code, refresh token, client credentials).
 fn check_param(name: &str, value: &str) -> Result<(), OAuthError> {
+    // A form refuses a nameless pair while parsing; JSON allows `""` as a key, and encoding it
+    // for the upstream would give a `=value` pair no server reads.
+    if name.is_empty() {
+        return Err(OAuthError::invalid_request("a parameter has no name"));
+    }
     if has_control(name) || has_control(value) {
         return Err(OAuthError::invalid_request(format!(
             "parameter {} contains a control character",
@@ -750,6 +755,16 @@ mod tests {
 
     fn refused(h: &HeaderMap, body: &str) -> OAuthError {
         TokenRequest::parse(h, body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn a_json_parameter_without_a_name_is_refused() {
+        // Found by the token_request fuzz target: `{"":"x"}` parsed, then encoded as the
+        // nameless form pair `=x`, which no longer parsed.
+        let body = r#"{"grant_type":"authorization_code","":"x","code":"c"}"#;
+        let error = refused(&HeaderMap::new(), body);
+        assert_eq!(error.code(), &ErrorCode::INVALID_REQUEST);
+        assert_eq!(error.description(), Some("a parameter has no name"));
     }
 
     #[test]

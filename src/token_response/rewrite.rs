@@ -157,6 +157,11 @@ pub(crate) fn rewrite(
                     Some(m) => (m.code.clone(), m.status.unwrap_or(status)),
                     None => (ErrorCode::new(code.clone()), status),
                 };
+                // Cleaning a code to RFC 6749's characters must not make one that unlinks:
+                // `invalid_"grant` is not the upstream saying `invalid_grant`.
+                if mapping.is_none() && mapped.unlinks() && mapped.as_str() != code {
+                    return Err(fault(status, "an error code outside RFC 6749's characters"));
+                }
                 let mut error = OAuthError::new(mapped, status);
                 if let Some(description) = object.get("error_description").and_then(Value::as_str) {
                     error = error.with_description(scrub(description, request));
@@ -489,6 +494,31 @@ mod tests {
     }
 
     const SALESFORCE: &str = r#"{"access_token":"00Dx0!AR8AQ","instance_url":"https://na1.salesforce.com","id":"https://login.salesforce.com/id/00Dx0/005x0","token_type":"Bearer","issued_at":"1278448101416","signature":"CMJ4l+CCaPQiKjoOEwEig9H4wqhpuLSk4J2urAe+fVg="}"#;
+
+    #[test]
+    fn a_junk_code_that_cleans_to_an_unlinking_one_is_a_fault_not_an_unlink() {
+        // Found while writing tests/never_panic.rs: cleaning `invalid_"grant` to RFC 6749's
+        // characters gave `invalid_grant`, which makes Alexa unlink the user.
+        // JSON escapes: a quote, a newline, an `é`.
+        for code in [
+            r#"invalid_\"grant"#,
+            r"invalid_client\n",
+            r"inv\u00e9alid_grant",
+        ] {
+            let body = format!(r#"{{"error":"{code}"}}"#);
+            let error = run(&Provider::generic(), 400, &json(), &body, None).unwrap_err();
+            assert_eq!(error.code(), &ErrorCode::SERVER_ERROR, "{code}");
+            assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+        }
+        let exact = run(
+            &Provider::generic(),
+            400,
+            &json(),
+            r#"{"error":"invalid_grant"}"#,
+            None,
+        );
+        assert_eq!(exact.unwrap_err().code(), &ErrorCode::INVALID_GRANT);
+    }
 
     #[test]
     fn salesforce_answer_is_packed_with_expires_in_injected() {
