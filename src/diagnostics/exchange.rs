@@ -13,7 +13,8 @@ use crate::{BodyFormat, CredentialSource, ErrorCode, RewriteReport, TokenRequest
 /// What Alexa sent and what went upstream, without a value that could be a secret.
 ///
 /// [`NormalizeTokenRequestLayer`](crate::NormalizeTokenRequestLayer) puts it in the extensions
-/// of every answer it gives, refusals included.
+/// of every answer it gives, refusals included. The parameter names and fingerprints are
+/// gathered only while the exchange trace (target `account_link_bridge::trace`, DEBUG) is on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RequestFacts {
     /// Alexa's `Content-Type` (the media type only, at most 64 characters), if any.
@@ -65,6 +66,9 @@ impl RequestFacts {
         });
         self.credentials = Some(credential_name(request.credential_source()));
         self.grant_type = Some(bounded(request.grant_type().as_str()));
+        if !super::trace_enabled() {
+            return;
+        }
         self.params = request.params().map(|(n, _)| bounded(n)).collect();
         if request.credential_source() == CredentialSource::Body {
             self.params.extend(
@@ -86,6 +90,9 @@ impl RequestFacts {
         form: &[u8],
         headers: &HeaderMap,
     ) {
+        if !super::trace_enabled() {
+            return;
+        }
         self.upstream_params = form_urlencoded::parse(form)
             .map(|(n, _)| bounded(&n))
             .collect();

@@ -72,3 +72,10 @@ pub fn record_authorize<B>(response: &http::Response<B>, elapsed: std::time::Dur
         metrics::authorize(report);
     }
 }
+
+/// Whether the exchange trace is on. Parameter and field names, the upstream form and
+/// fingerprints (an HMAC each) are gathered only then: they serve the trace alone, and would
+/// cost every exchange allocations and hashing otherwise.
+pub(crate) fn trace_enabled() -> bool {
+    tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG)
+}

@@ -106,17 +106,24 @@ pub(crate) fn rewrite(
 ) -> Result<Bytes, OAuthError> {
     let (shape, object) = read_answer(headers, body, policy.answer_format);
     report.shape = shape;
-    report.upstream_content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().chars().take(64).collect());
+    // The content type and field names serve the exchange trace alone: gathered only while it
+    // is on, they cost every answer a dozen allocations otherwise.
+    let detailed = crate::diagnostics::trace_enabled();
+    if detailed {
+        report.upstream_content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().chars().take(64).collect());
+    }
     if let Some(object) = &object {
-        report.answer_fields = object
-            .keys()
-            .take(32)
-            .map(|k| k.chars().take(40).collect())
-            .collect();
+        if detailed {
+            report.answer_fields = object
+                .keys()
+                .take(32)
+                .map(|k| k.chars().take(40).collect())
+                .collect();
+        }
         report.expires_in_type = Some(match object.get("expires_in") {
             None => "absent",
             Some(Value::Null) => "null",
