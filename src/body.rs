@@ -98,6 +98,7 @@ impl<B> ResponseBody<B> {
     }
 }
 
+#[cfg(feature = "client")]
 impl ResponseBody<FullBody> {
     /// Re-types a body that holds no inner body of its own.
     pub(crate) fn into_other<B>(self) -> ResponseBody<B> {
