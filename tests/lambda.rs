@@ -13,7 +13,7 @@ use account_link_bridge::bridge::Bridge;
 use account_link_bridge::lambda::LambdaService;
 use account_link_bridge::state::{StateKey, StateSealer};
 use account_link_bridge::upstream::Upstream;
-use account_link_bridge::{PackedToken, Provider};
+use account_link_bridge::Provider;
 use http::Response;
 use lambda_http::Body;
 use support::MockUpstream;
@@ -71,21 +71,6 @@ fn alexa_json(response: &Response<Body>) -> serde_json::Value {
     serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"))
 }
 
-fn assert_salesforce_token(answer: &serde_json::Value) {
-    assert_eq!(answer["token_type"], "Bearer");
-    assert_eq!(answer["expires_in"], 5400);
-    assert_eq!(
-        answer["refresh_token"],
-        "5Aep861TSESvWeug_xvFHRBTTbf_YrTWgEyjBJrbU1Q"
-    );
-    let token = PackedToken::unpack(answer["access_token"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        token.access_token(),
-        "00Dx0000000BV7z!AR8AQAxo9UfVkh8AlV0Gomt9Czx9"
-    );
-    assert_eq!(token.instance_url(), Some("https://na1.salesforce.com"));
-}
-
 #[tokio::test]
 async fn http_api_base64_form_code_exchange_answers_alexa_a_packed_token() {
     let upstream = MockUpstream::salesforce().await;
@@ -97,7 +82,7 @@ async fn http_api_base64_form_code_exchange_answers_alexa_a_packed_token() {
     .await;
 
     assert_eq!(response.status(), 200, "{:?}", response.body());
-    assert_salesforce_token(&alexa_json(&response));
+    support::assert_salesforce_token(&alexa_json(&response));
     let seen = upstream.last();
     assert_eq!(
         seen.header("content-type"),
@@ -135,7 +120,7 @@ async fn rest_api_json_without_content_type_under_a_stage_prefix_is_exchanged() 
     let response = function(&upstream).oneshot(request).await.unwrap();
 
     assert_eq!(response.status(), 200, "{:?}", response.body());
-    assert_salesforce_token(&alexa_json(&response));
+    support::assert_salesforce_token(&alexa_json(&response));
     let seen = upstream.last();
     assert_eq!(
         std::str::from_utf8(&seen.body).unwrap(),
@@ -155,7 +140,7 @@ async fn function_url_refresh_gets_expires_in_and_the_refresh_token_echoed() {
 
     assert_eq!(response.status(), 200, "{:?}", response.body());
     // Salesforce answers a refresh without refresh_token: the one Alexa sent comes back.
-    assert_salesforce_token(&alexa_json(&response));
+    support::assert_salesforce_token(&alexa_json(&response));
     let seen = upstream.last();
     assert_eq!(seen.param("grant_type").as_deref(), Some("refresh_token"));
     assert_eq!(
@@ -323,5 +308,5 @@ async fn the_lambda_runtime_posts_alexa_s_answer_back_to_the_runtime_api() {
     assert_eq!(posted["headers"]["cache-control"], "no-store");
     let answer: serde_json::Value =
         serde_json::from_str(posted["body"].as_str().expect("a text body")).unwrap();
-    assert_salesforce_token(&answer);
+    support::assert_salesforce_token(&answer);
 }

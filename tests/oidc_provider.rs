@@ -19,8 +19,8 @@ use account_link_bridge::state::StateSealer;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::Provider;
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
+use http::Request;
+use http_body_util::Full;
 
 const CLIENT_SECRET: &str = "oidc-client-secret-of-the-test";
 const ALEXA: &str = "https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F";
@@ -172,9 +172,9 @@ async fn alexas_whole_flow_links_through_the_bridge_against_oidc_provider() {
         .unwrap()
         .port();
     let oidc = format!("http://127.0.0.1:{oidc_port}");
-    let bridge_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let bridge_url = format!("http://{}", bridge_listener.local_addr().unwrap());
-    drop(bridge_listener);
+    // Bound first and kept: the bridge's public URL must be known to build it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bridge_url = format!("http://{}", listener.local_addr().unwrap());
 
     let authorize = AuthorizeRedirect::builder()
         .upstream_authorize_url(format!("{oidc}/auth"))
@@ -189,36 +189,7 @@ async fn alexas_whole_flow_links_through_the_bridge_against_oidc_provider() {
         Upstream::new(format!("{oidc}/token").parse().unwrap()).timeout(Duration::from_secs(4)),
         authorize,
     );
-    let listener = tokio::net::TcpListener::bind(bridge_url.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let bridge = bridge.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let mut bridge = bridge.clone();
-                    async move {
-                        let response = tower::Service::call(&mut bridge, request).await?;
-                        let (parts, body) = response.into_parts();
-                        let body = body.collect().await.unwrap().to_bytes();
-                        Ok::<_, std::convert::Infallible>(Response::from_parts(
-                            parts,
-                            Full::new(body),
-                        ))
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            });
-        }
-    });
+    support::serve_bridge_on(listener, bridge);
     let callback = format!("{bridge_url}/callback");
     let _node = tokio::task::spawn_blocking(move || start_oidc_provider(oidc_port, &callback))
         .await

@@ -62,19 +62,7 @@ async fn salesforce_answer_gets_expires_in_a_packed_instance_url_and_no_store() 
     );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert_eq!(reply.header("pragma"), Some("no-cache"));
-    let answer = reply.json();
-    assert_eq!(answer["expires_in"], 5400);
-    assert_eq!(answer["token_type"], "Bearer");
-    assert_eq!(
-        answer["refresh_token"],
-        "5Aep861TSESvWeug_xvFHRBTTbf_YrTWgEyjBJrbU1Q"
-    );
-    let token = PackedToken::unpack(answer["access_token"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        token.access_token(),
-        "00Dx0000000BV7z!AR8AQAxo9UfVkh8AlV0Gomt9Czx9"
-    );
-    assert_eq!(token.instance_url(), Some("https://na1.salesforce.com"));
+    support::assert_salesforce_token(&reply.json());
 }
 
 #[tokio::test]

@@ -164,39 +164,65 @@ where
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    serve_on(listener, handler);
+    addr
+}
+
+/// Serves a hyper service function on `listener`, in the background.
+pub fn serve_on<F, Fut, B>(listener: TcpListener, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(request).await) }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            tokio::spawn(serve_connection(stream, handler.clone()));
         }
     });
-    addr
+}
+
+/// Serves one connection (plain TCP or TLS) with a hyper service function, HTTP/1.1 or 2.
+async fn serve_connection<IO, F, Fut, B>(io: IO, handler: F)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(request).await) }
+    });
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 /// Serves the library's `Bridge` (the example's routes) on a free loopback port; returns its
 /// base URL.
 pub async fn serve_bridge(bridge: account_link_bridge::bridge::Bridge) -> String {
-    let addr = serve(move |request| {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    serve_bridge_on(listener, bridge);
+    base
+}
+
+/// Serves the library's `Bridge` on `listener`, in the background.
+pub fn serve_bridge_on(listener: TcpListener, bridge: account_link_bridge::bridge::Bridge) {
+    serve_on(listener, move |request| {
         let mut bridge = bridge.clone();
         async move {
             let response = tower::Service::call(&mut bridge, request).await.unwrap();
             let (parts, body) = response.into_parts();
             Response::from_parts(parts, Full::new(body.collect().await.unwrap().to_bytes()))
         }
-    })
-    .await;
-    format!("http://{addr}")
+    });
 }
 
 /// Serves an axum router on a free loopback port.
@@ -359,20 +385,31 @@ where
             let handler = handler.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let service = hyper::service::service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(request).await) }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                if let Ok(stream) = acceptor.accept(stream).await {
+                    serve_connection(stream, handler).await;
+                }
             });
         }
     });
     addr
+}
+
+/// The answer `salesforce_answer` gives a code exchange, as Alexa must read it through the
+/// Salesforce preset: `expires_in` injected, `instance_url` packed, the refresh token kept.
+pub fn assert_salesforce_token(answer: &serde_json::Value) {
+    assert_eq!(answer["token_type"], "Bearer");
+    assert_eq!(answer["expires_in"], 5400);
+    assert_eq!(
+        answer["refresh_token"],
+        "5Aep861TSESvWeug_xvFHRBTTbf_YrTWgEyjBJrbU1Q"
+    );
+    let token =
+        account_link_bridge::PackedToken::unpack(answer["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        token.access_token(),
+        "00Dx0000000BV7z!AR8AQAxo9UfVkh8AlV0Gomt9Czx9"
+    );
+    assert_eq!(token.instance_url(), Some("https://na1.salesforce.com"));
 }
 
 /// An example's binary, built (or found up to date) once per test process, so that a test run
