@@ -148,6 +148,21 @@ pub(crate) use inner_service_accessors;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// The media type of a `Content-Type` value: what comes before any `;` parameter, trimmed
+/// (`None` when the value is not visible ASCII). Compare it without case.
+pub(crate) fn media_type(value: &http::HeaderValue) -> Option<&str> {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+}
+
+/// The media type of the `Content-Type` in `headers`, if any (see [`media_type`]).
+pub(crate) fn content_media_type(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(http::header::CONTENT_TYPE).and_then(media_type)
+}
+
 /// `application/json;charset=UTF-8`, the Content-Type of every JSON answer.
 pub(crate) fn json_content_type() -> http::HeaderValue {
     http::HeaderValue::from_static("application/json;charset=UTF-8")

@@ -429,15 +429,8 @@ fn judge(
     };
     let (body_probe, basic_probe) = (&probes[0], &probes[1]);
     // Only an OAuth answer says anything about the credentials; a 500 page says nothing.
-    let oauth_answer = |p: &Probe| {
-        matches!(
-            p.format,
-            AnswerFormat::RfcJson
-                | AnswerFormat::ErrorIn200
-                | AnswerFormat::OkFalse
-                | AnswerFormat::OtherJson
-        ) || (p.format == AnswerFormat::Form && p.error.is_some())
-    };
+    let oauth_answer =
+        |p: &Probe| is_json(p) || (p.format == AnswerFormat::Form && p.error.is_some());
     let credentials = match (
         oauth_answer(body_probe) && !client_refused(body_probe),
         oauth_answer(basic_probe) && !client_refused(basic_probe),

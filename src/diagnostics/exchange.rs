@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, Response};
 use serde::Serialize;
 
@@ -47,11 +47,7 @@ const SECRET_PARAMS: &[&str] = &["code", "refresh_token", "client_secret", "code
 impl RequestFacts {
     /// The facts known before parsing: Alexa's Content-Type.
     pub(crate) fn of_headers(headers: &HeaderMap) -> Self {
-        let content_type = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().chars().take(64).collect());
+        let content_type = crate::content_media_type(headers).map(|v| v.chars().take(64).collect());
         RequestFacts {
             content_type,
             ..RequestFacts::default()

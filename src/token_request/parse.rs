@@ -452,12 +452,7 @@ fn body_format(headers: &HeaderMap, body: &[u8]) -> Result<BodyFormat, OAuthErro
             "the request has more than one Content-Type",
         ));
     }
-    let media_type = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split(';').next())
-        .map(str::trim)
-        .unwrap_or("");
+    let media_type = crate::media_type(value).unwrap_or("");
     if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         Ok(BodyFormat::Form)
     } else if media_type.eq_ignore_ascii_case("application/json") {

@@ -3,7 +3,6 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
@@ -110,11 +109,8 @@ pub(crate) fn rewrite(
     // is on, they cost every answer a dozen allocations otherwise.
     let detailed = crate::diagnostics::trace_enabled();
     if detailed {
-        report.upstream_content_type = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().chars().take(64).collect());
+        report.upstream_content_type =
+            crate::content_media_type(headers).map(|v| v.chars().take(64).collect());
     }
     if let Some(object) = &object {
         if detailed {
@@ -316,11 +312,7 @@ fn read_answer(
     format: AnswerFormat,
 ) -> (AnswerShape, Option<Map<String, Value>>) {
     // Compared without case and without a lowercased copy: media types are ASCII.
-    let media = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map_or("", str::trim);
+    let media = crate::content_media_type(headers).unwrap_or("");
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let declared_json = media.eq_ignore_ascii_case("application/json")
         || media
@@ -450,6 +442,7 @@ fn scrub(description: &str, request: Option<&TokenRequest>) -> String {
 mod tests {
     use super::*;
     use crate::Provider;
+    use http::header::CONTENT_TYPE;
     use http::HeaderValue;
 
     fn json() -> HeaderMap {
