@@ -17,7 +17,8 @@ use crate::{BodyFormat, CredentialSource, ErrorCode, RewriteReport, TokenRequest
 /// gathered only while the exchange trace (target `account_link_bridge::trace`, DEBUG) is on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RequestFacts {
-    /// Alexa's `Content-Type` (the media type only, at most 64 characters), if any.
+    /// Alexa's `Content-Type` (the media type only, at most 64 characters), if any; recorded
+    /// while the exchange trace is on.
     pub content_type: Option<String>,
     /// How Alexa's body was read: `form` or `json`; `None` when it could not be parsed.
     pub body_format: Option<&'static str>,
@@ -47,7 +48,10 @@ const SECRET_PARAMS: &[&str] = &["code", "refresh_token", "client_secret", "code
 impl RequestFacts {
     /// The facts known before parsing: Alexa's Content-Type.
     pub(crate) fn of_headers(headers: &HeaderMap) -> Self {
-        let content_type = crate::content_media_type(headers).map(|v| v.chars().take(64).collect());
+        // Trace-only, like the names and fingerprints gathered later.
+        let content_type = super::trace_enabled()
+            .then(|| crate::content_media_type(headers).map(|v| v.chars().take(64).collect()))
+            .flatten();
         RequestFacts {
             content_type,
             ..RequestFacts::default()
