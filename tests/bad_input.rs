@@ -69,9 +69,7 @@ const ALEXA: &str = "https%3A%2F%2Fpitangui.amazon.com%2Fapi%2Fskill%2Flink%2FM2
 fn corpus(sealed_state: &str) -> Vec<Case> {
     let ok_auth = basic("alexa", "s");
     let deep = format!("{}{}", "{\"a\":".repeat(200), "}".repeat(200));
-    let mut tampered = sealed_state.to_string();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let tampered = support::tamper(&sealed_state);
     vec![
         // Malformed body shapes.
         token("empty body", &[FORM], "", BAD_REQUEST),

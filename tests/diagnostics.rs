@@ -449,9 +449,7 @@ async fn authorize_and_callback_records_follow_the_code_to_the_token_exchange() 
     let sealed_state = query(&location(&response), "state");
 
     // An altered state: refused, and the record says why.
-    let mut tampered = sealed_state.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let tampered = support::tamper(&sealed_state);
     let response = get(format!("/callback?code={CODE}&state={tampered}")).await;
     assert_eq!(response.status(), 400);
     let report = response.extensions().get::<AuthorizeReport>().unwrap();

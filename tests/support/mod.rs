@@ -296,6 +296,16 @@ pub fn basic(id: &str, secret: &str) -> String {
     )
 }
 
+/// `sealed` with one base64url character in the middle changed. The middle, not the last
+/// character: a changed last character can leave non-zero padding bits, which the decoder
+/// refuses as malformed before the AEAD ever sees a tampered ciphertext.
+pub fn tamper(sealed: &str) -> String {
+    let mut bytes = sealed.as_bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
+
 /// A test certificate authority and a `localhost` leaf it signed.
 pub struct TestPki {
     pub ca_pem: String,
