@@ -69,7 +69,7 @@ const ALEXA: &str = "https%3A%2F%2Fpitangui.amazon.com%2Fapi%2Fskill%2Flink%2FM2
 fn corpus(sealed_state: &str) -> Vec<Case> {
     let ok_auth = basic("alexa", "s");
     let deep = format!("{}{}", "{\"a\":".repeat(200), "}".repeat(200));
-    let tampered = support::tamper(&sealed_state);
+    let tampered = support::tamper(sealed_state);
     vec![
         // Malformed body shapes.
         token("empty body", &[FORM], "", BAD_REQUEST),
