@@ -24,6 +24,7 @@
 //! extensions to know the grant type and the refresh token sent. Each answer carries a
 //! [`RewriteReport`] in its extensions saying what was seen and done.
 
+mod answer;
 mod future;
 mod rewrite;
 

@@ -4,10 +4,11 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::answer::{Answer, Field};
 use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, ResponsePolicy};
-use crate::token_request::{form_decode, GrantType, TokenRequest};
+use crate::token_request::{GrantType, TokenRequest};
 use crate::{ErrorCode, OAuthError};
 
 /// How the upstream's answer was encoded.
@@ -103,7 +104,7 @@ pub(crate) fn rewrite(
     policy: &ResponsePolicy,
     report: &mut RewriteReport,
 ) -> Result<Bytes, OAuthError> {
-    let (shape, object) = read_answer(headers, body, policy.answer_format);
+    let (shape, answer) = read_answer(headers, body, policy.answer_format);
     report.shape = shape;
     // The content type and field names serve the exchange trace alone: gathered only while it
     // is on, they cost every answer a dozen allocations otherwise.
@@ -112,24 +113,17 @@ pub(crate) fn rewrite(
         report.upstream_content_type =
             crate::content_media_type(headers).map(|v| v.chars().take(64).collect());
     }
-    if let Some(object) = &object {
+    if let Some(answer) = &answer {
         if detailed {
-            report.answer_fields = object
-                .keys()
+            report.answer_fields = answer
+                .names()
                 .take(32)
                 .map(|k| k.chars().take(40).collect())
                 .collect();
         }
-        report.expires_in_type = Some(match object.get("expires_in") {
-            None => "absent",
-            Some(Value::Null) => "null",
-            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => "integer",
-            Some(Value::Number(_)) => "float",
-            Some(Value::String(_)) => "string",
-            Some(_) => "other",
-        });
+        report.expires_in_type = Some(answer.get("expires_in").map_or("absent", Field::type_name));
     }
-    let Some(mut object) = object else {
+    let Some(mut object) = answer else {
         return Err(fault(status, shape_name(shape)));
     };
 
@@ -139,8 +133,7 @@ pub(crate) fn rewrite(
             .iter()
             .any(|marker| marker_matches(marker, &object));
     let upstream_error = object
-        .get("error")
-        .and_then(Value::as_str)
+        .str("error")
         .filter(|e| !e.is_empty())
         .map(str::to_owned);
     report.upstream_error = upstream_error.clone();
@@ -166,7 +159,7 @@ pub(crate) fn rewrite(
                     return Err(fault(status, "an error code outside RFC 6749's characters"));
                 }
                 let mut error = OAuthError::new(mapped, status);
-                if let Some(description) = object.get("error_description").and_then(Value::as_str) {
+                if let Some(description) = object.str("error_description") {
                     error = error.with_description(scrub(description, request));
                 } else if mapping.is_some() {
                     // Slack sends only a code: say which, since the answered code replaced it.
@@ -206,76 +199,39 @@ pub(crate) fn rewrite(
             "access token lifetime is below the 360 s Alexa requires"
         );
     }
-    object.insert("expires_in".into(), Value::from(secs));
+    object.insert("expires_in", Field::Value(Value::from(secs)));
     report.expires_in = Some(action);
     report.expires_in_secs = Some(secs);
 
-    if !object
-        .get("token_type")
-        .and_then(Value::as_str)
-        .is_some_and(|t| !t.is_empty())
-    {
-        object.insert("token_type".into(), Value::from("Bearer"));
+    if !object.str("token_type").is_some_and(|t| !t.is_empty()) {
+        object.insert("token_type", Field::Clean("Bearer"));
     }
 
     if let Some(request) = request {
-        let answered = object
-            .get("refresh_token")
-            .and_then(Value::as_str)
-            .is_some_and(|t| !t.is_empty());
+        let answered = object.str("refresh_token").is_some_and(|t| !t.is_empty());
         if *request.grant_type() == GrantType::RefreshToken && !answered {
             if let Some(sent) = request.refresh_token() {
-                object.insert("refresh_token".into(), Value::from(sent));
+                object.insert("refresh_token", Field::Str(sent.to_owned()));
                 report.refresh_token_echoed = true;
             }
         }
     }
 
     if !policy.pack.is_empty() {
-        let token = object["access_token"].as_str().unwrap_or_default();
+        let token = object.str("access_token").unwrap_or_default();
         let packed = policy
             .pack
-            .pack(token, |name| object.get(name).and_then(Value::as_str))
+            .pack(token, |name| object.str(name))
             .map_err(|e| OAuthError::server_error(format!("cannot pack the access token: {e}")))?;
-        object.insert("access_token".into(), Value::String(packed));
+        object.insert("access_token", Field::Str(packed));
         report.packed = true;
     }
 
     // Sized for the answer plus what the rewrite adds (expires_in, token_type, packed fields),
     // so the JSON is written without growing the buffer several times.
     let mut json = Vec::with_capacity(body.len() + 128);
-    write_object(&mut json, &object);
+    object.write_json(&mut json);
     Ok(Bytes::from(json))
-}
-
-/// Writes `object` exactly as `serde_json::to_writer` does (compact, keys in the map's order),
-/// but copies strings that need no escape as they are: serde_json escapes byte by byte, which
-/// was the largest single cost of a rewrite for Salesforce's long tokens and URLs.
-fn write_object(out: &mut Vec<u8>, object: &Map<String, Value>) {
-    out.push(b'{');
-    for (i, (key, value)) in object.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(out, key);
-        out.push(b':');
-        match value {
-            Value::String(text) => write_str(out, text),
-            other => serde_json::to_writer(&mut *out, other).expect("a JSON value serializes"),
-        }
-    }
-    out.push(b'}');
-}
-
-/// A JSON string: serde_json escapes only `"`, `\\` and control characters below U+0020.
-fn write_str(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        serde_json::to_writer(&mut *out, text).expect("a string serializes");
-    } else {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    }
 }
 
 /// A fault on the path: never `invalid_grant`/`invalid_client`, which would unlink the user.
@@ -299,18 +255,15 @@ fn shape_name(shape: AnswerShape) -> &'static str {
     }
 }
 
-fn has_access_token(object: &Map<String, Value>) -> bool {
-    object
-        .get("access_token")
-        .and_then(Value::as_str)
-        .is_some_and(|t| !t.is_empty())
+fn has_access_token(answer: &Answer<'_>) -> bool {
+    answer.str("access_token").is_some_and(|t| !t.is_empty())
 }
 
-fn read_answer(
+fn read_answer<'a>(
     headers: &HeaderMap,
-    body: &[u8],
+    body: &'a [u8],
     format: AnswerFormat,
-) -> (AnswerShape, Option<Map<String, Value>>) {
+) -> (AnswerShape, Option<Answer<'a>>) {
     // Compared without case and without a lowercased copy: media types are ASCII.
     let media = crate::content_media_type(headers).unwrap_or("");
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
@@ -325,9 +278,9 @@ fn read_answer(
         return (AnswerShape::Html, None);
     }
     if format != AnswerFormat::Form && (declared_json || first == Some(b'{')) {
-        return match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(object)) => (AnswerShape::Json, Some(object)),
-            _ => (AnswerShape::Unreadable, None),
+        return match Answer::from_json(body) {
+            Some(answer) => (AnswerShape::Json, Some(answer)),
+            None => (AnswerShape::Unreadable, None),
         };
     }
     let form_allowed = match format {
@@ -336,65 +289,38 @@ fn read_answer(
         AnswerFormat::Either => declared_form,
     };
     if form_allowed {
-        if let Some(object) = parse_form_answer(body) {
-            return (AnswerShape::Form, Some(object));
+        if let Some(answer) = Answer::from_form(body) {
+            return (AnswerShape::Form, Some(answer));
         }
     }
     (AnswerShape::Unreadable, None)
 }
 
-fn parse_form_answer(body: &[u8]) -> Option<Map<String, Value>> {
-    let mut object = Map::new();
-    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let (name, value) = match pair.iter().position(|b| *b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        };
-        let name = form_decode(name)?;
-        let value = form_decode(value)?;
-        if name.is_empty() || object.insert(name, Value::String(value)).is_some() {
-            return None;
-        }
-    }
-    (!object.is_empty()).then_some(object)
-}
-
-fn marker_matches(marker: &ErrorMarker, object: &Map<String, Value>) -> bool {
+fn marker_matches(marker: &ErrorMarker, answer: &Answer<'_>) -> bool {
     match marker {
-        ErrorMarker::Field(name) => object.get(name.as_ref()).is_some_and(|v| !v.is_null()),
-        ErrorMarker::Equals { pointer, value } => lookup(object, pointer) == Some(value),
+        ErrorMarker::Field(name) => answer.get(name.as_ref()).is_some_and(|v| !v.is_null()),
+        ErrorMarker::Equals { pointer, value } => answer.lookup(pointer).as_ref() == Some(value),
     }
-}
-
-/// Resolves a JSON pointer (RFC 6901) against an object without cloning it.
-fn lookup<'a>(object: &'a Map<String, Value>, pointer: &str) -> Option<&'a Value> {
-    let mut tokens = pointer.strip_prefix('/')?.split('/');
-    let unescape = |t: &str| t.replace("~1", "/").replace("~0", "~");
-    let mut current = object.get(&unescape(tokens.next()?))?;
-    for token in tokens {
-        current = current.get(unescape(token))?;
-    }
-    Some(current)
 }
 
 /// Copies the token at `pointer` to the top level, with the `expires_in` and `refresh_token`
 /// of the object holding it when the top level has none (Slack's `authed_user`).
-fn lift_nested_token(object: &mut Map<String, Value>, pointer: &str) {
-    let Some(token) = lookup(object, pointer).and_then(Value::as_str) else {
+fn lift_nested_token(answer: &mut Answer<'_>, pointer: &str) {
+    let Some(Value::String(token)) = answer.lookup(pointer) else {
         return;
     };
-    let mut lifted = vec![("access_token", Value::String(token.to_owned()))];
+    let mut lifted = vec![("access_token", Value::String(token))];
     let holder = pointer
         .rsplit_once('/')
         .and_then(|(parent, _)| match parent {
             "" => None,
-            parent => lookup(object, parent),
-        })
-        .and_then(Value::as_object);
-    if let Some(holder) = holder {
+            parent => answer.lookup(parent),
+        });
+    if let Some(Value::Object(holder)) = holder {
         for name in ["expires_in", "refresh_token"] {
-            match (object.get(name), holder.get(name)) {
-                (None | Some(Value::Null), Some(value)) if !value.is_null() => {
+            match (answer.get(name), holder.get(name)) {
+                (None, Some(value)) if !value.is_null() => lifted.push((name, value.clone())),
+                (Some(top), Some(value)) if top.is_null() && !value.is_null() => {
                     lifted.push((name, value.clone()));
                 }
                 _ => {}
@@ -402,13 +328,19 @@ fn lift_nested_token(object: &mut Map<String, Value>, pointer: &str) {
         }
     }
     for (name, value) in lifted {
-        object.insert(name.into(), value);
+        answer.insert(name, Field::Value(value));
     }
 }
 
 /// Reads `expires_in`: an integer is kept, a string of digits or a whole float is converted.
-fn read_expires_in(value: Option<&Value>) -> (Option<u64>, ExpiresInAction) {
-    match value {
+fn read_expires_in(field: Option<&Field<'_>>) -> (Option<u64>, ExpiresInAction) {
+    let value = match field {
+        None => return (None, ExpiresInAction::Injected),
+        Some(Field::Clean(text)) => return read_expires_in_str(text),
+        Some(Field::Str(text)) => return read_expires_in_str(text),
+        Some(other) => other.to_value(),
+    };
+    match Some(&value) {
         None | Some(Value::Null) => (None, ExpiresInAction::Injected),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
             (Some(secs), _) => (Some(secs), ExpiresInAction::Kept),
@@ -417,11 +349,15 @@ fn read_expires_in(value: Option<&Value>) -> (Option<u64>, ExpiresInAction) {
             }
             _ => (None, ExpiresInAction::Replaced),
         },
-        Some(Value::String(s)) => match s.trim().parse::<u64>() {
-            Ok(secs) => (Some(secs), ExpiresInAction::Converted),
-            Err(_) => (None, ExpiresInAction::Replaced),
-        },
+        Some(Value::String(s)) => read_expires_in_str(s),
         Some(_) => (None, ExpiresInAction::Replaced),
+    }
+}
+
+fn read_expires_in_str(text: &str) -> (Option<u64>, ExpiresInAction) {
+    match text.trim().parse::<u64>() {
+        Ok(secs) => (Some(secs), ExpiresInAction::Converted),
+        Err(_) => (None, ExpiresInAction::Replaced),
     }
 }
 
@@ -479,18 +415,12 @@ mod tests {
     }
 
     #[test]
-    fn answers_are_written_byte_for_byte_as_serde_json_writes_them() {
-        let answer = r#"{"access_token":"a\"b\\c\u0001d\/e é ☃","n":1.5,"i":-3,"t":true,"z":null,"o":{"k":["x\ny",2]},"":"","k\"ey":"v"}"#;
-        let object: Map<String, Value> = serde_json::from_str(answer).unwrap();
-        let mut ours = Vec::new();
-        write_object(&mut ours, &object);
-        assert_eq!(
-            String::from_utf8(ours).unwrap(),
-            serde_json::to_string(&object).unwrap()
-        );
-        let mut empty = Vec::new();
-        write_object(&mut empty, &Map::new());
-        assert_eq!(empty, b"{}");
+    fn fields_the_rewrite_does_not_touch_go_out_with_the_same_meaning() {
+        let answer = r#"{"access_token":"a\"b\\c\u0001d\/e é ☃","n":1.5,"i":-3,"t":true,"z":null,"o":{"k":["x\ny",2]},"":"","k\"ey":"v","token_type":"mac"}"#;
+        let out = run(&Provider::generic(), 200, &json(), answer, None).unwrap();
+        let mut expected: Value = serde_json::from_str(answer).unwrap();
+        expected["expires_in"] = Value::from(3600);
+        assert_eq!(out, expected);
     }
 
     const SALESFORCE: &str = r#"{"access_token":"00Dx0!AR8AQ","instance_url":"https://na1.salesforce.com","id":"https://login.salesforce.com/id/00Dx0/005x0","token_type":"Bearer","issued_at":"1278448101416","signature":"CMJ4l+CCaPQiKjoOEwEig9H4wqhpuLSk4J2urAe+fVg="}"#;

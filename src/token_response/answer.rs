@@ -1,0 +1,409 @@
+//! An upstream answer's top-level fields, read without building a JSON tree.
+//!
+//! The rewrite looks at a handful of top-level fields (`access_token`, `expires_in`, `error`,
+//! the fields to pack) and passes everything else through untouched. So a JSON answer is read
+//! as a flat list of `(name, value)` pairs that borrow from the body: strings without escapes
+//! (nearly all of them: tokens, URLs, scopes) are slices of the body, every other value is kept
+//! as its raw JSON text, validated by `serde_json` but never turned into a `serde_json::Value`
+//! unless a rule asks for it (a nested error marker or token pointer). Written back, raw values
+//! are copied verbatim: the rewrite never re-serializes what it did not change.
+//!
+//! Raw values are checked for JSON syntax (and UTF-8), not decoded: an escape inside a nested
+//! value that decodes to no character (a lone surrogate such as `\ud800`) is relayed as the
+//! upstream wrote it, where the tree this replaced refused the whole answer.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::token_request::form_decode;
+
+/// One field's value.
+#[derive(Clone, Debug)]
+pub(crate) enum Field<'a> {
+    /// A JSON string that needs no escape (from the body, where it had none): written between
+    /// quotes as it is.
+    Clean(&'a str),
+    /// Any other JSON string, unescaped.
+    Str(String),
+    /// Any other JSON value, as the upstream wrote it (validated).
+    Raw(&'a RawValue),
+    /// A value the rewrite made or lifted.
+    Value(Value),
+}
+
+impl Field<'_> {
+    /// The string, when this is a JSON string.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Field::Clean(text) => Some(text),
+            Field::Str(text) | Field::Value(Value::String(text)) => Some(text),
+            Field::Raw(_) | Field::Value(_) => None,
+        }
+    }
+
+    /// Whether this is JSON `null`.
+    pub(crate) fn is_null(&self) -> bool {
+        match self {
+            Field::Clean(_) | Field::Str(_) => false,
+            Field::Raw(raw) => raw.get() == "null",
+            Field::Value(value) => value.is_null(),
+        }
+    }
+
+    /// The value as a `serde_json::Value` (parsed on demand for raw values).
+    pub(crate) fn to_value(&self) -> Value {
+        match self {
+            Field::Clean(text) => Value::String((*text).to_owned()),
+            Field::Str(text) => Value::String(text.clone()),
+            // Validated when the answer was read: it parses again.
+            Field::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Field::Value(value) => value.clone(),
+        }
+    }
+
+    /// The JSON type name used by the diagnostics: `integer`, `float`, `string`, `null` or
+    /// `other`.
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Field::Clean(_) | Field::Str(_) => "string",
+            Field::Raw(raw) => {
+                let text = raw.get();
+                match text.as_bytes().first() {
+                    Some(b'n') => "null",
+                    Some(b'-' | b'0'..=b'9') if text.bytes().any(|b| b"eE.".contains(&b)) => {
+                        "float"
+                    }
+                    Some(b'-' | b'0'..=b'9') => "integer",
+                    _ => "other",
+                }
+            }
+            Field::Value(Value::Null) => "null",
+            Field::Value(Value::Number(n)) if n.is_u64() || n.is_i64() => "integer",
+            Field::Value(Value::Number(_)) => "float",
+            Field::Value(Value::String(_)) => "string",
+            Field::Value(_) => "other",
+        }
+    }
+}
+
+/// At most this many top-level fields: a token answer has a dozen; a body of thousands of tiny
+/// fields is not one (and would make every lookup slow).
+pub(crate) const MAX_FIELDS: usize = 256;
+
+/// An upstream answer's top-level fields, in the upstream's order (a repeated name keeps its
+/// first position and its last value, as a JSON object read into a map would).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Answer<'a> {
+    fields: Vec<(Cow<'a, str>, Field<'a>)>,
+}
+
+impl<'a> Answer<'a> {
+    /// Reads a JSON object. `None` for anything else (an array, invalid JSON, trailing data).
+    pub(crate) fn from_json(body: &'a [u8]) -> Option<Self> {
+        // UTF-8 checked once for the whole body (reading from a `str`, serde_json does not
+        // check each value again), and escapes looked for once: most answers have none, and
+        // then every string is clean.
+        let text = std::str::from_utf8(body).ok()?;
+        let visitor = AnswerVisitor {
+            escapes: text.as_bytes().contains(&b'\\'),
+        };
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let answer = serde::Deserializer::deserialize_map(&mut reader, visitor).ok()?;
+        reader.end().ok()?;
+        Some(answer)
+    }
+
+    /// Reads an `application/x-www-form-urlencoded` answer (GitHub without `Accept`). `None`
+    /// when empty, or a name is empty, repeated or badly encoded.
+    pub(crate) fn from_form(body: &[u8]) -> Option<Answer<'static>> {
+        let mut answer = Answer::default();
+        for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            let name = form_decode(name)?;
+            let value = form_decode(value)?;
+            if name.is_empty() || answer.get(&name).is_some() || answer.fields.len() == MAX_FIELDS {
+                return None;
+            }
+            answer.fields.push((Cow::Owned(name), Field::Str(value)));
+        }
+        (!answer.fields.is_empty()).then_some(answer)
+    }
+
+    /// The field called `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&Field<'a>> {
+        self.fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// The string field called `name`.
+    pub(crate) fn str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(Field::as_str)
+    }
+
+    /// Sets `name` to `value`, in place when present, else last.
+    pub(crate) fn insert(&mut self, name: &'static str, value: Field<'a>) {
+        self.set(Cow::Borrowed(name), value);
+    }
+
+    /// [`Answer::insert`] for any name. A borrowed name is written without an escape check:
+    /// it is either one of ours or one the JSON reader borrowed, which it does only when the
+    /// name had no escape.
+    fn set(&mut self, name: Cow<'a, str>, value: Field<'a>) {
+        match self.fields.iter_mut().find(|(key, _)| *key == name) {
+            Some((_, slot)) => *slot = value,
+            None => self.fields.push((name, value)),
+        }
+    }
+
+    /// The field names, in order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(key, _)| key.as_ref())
+    }
+
+    /// Resolves a JSON pointer (RFC 6901); the first step is a top-level field.
+    pub(crate) fn lookup(&self, pointer: &str) -> Option<Value> {
+        let mut tokens = pointer.strip_prefix('/')?.split('/');
+        let unescape = |t: &str| t.replace("~1", "/").replace("~0", "~");
+        let mut current = self.get(&unescape(tokens.next()?))?.to_value();
+        for token in tokens {
+            current = current.get(unescape(token))?.clone();
+        }
+        Some(current)
+    }
+
+    /// Writes the answer as compact JSON: strings escaped as `serde_json` escapes them (those
+    /// that need none copied as they are), raw values verbatim.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (key, value)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match key {
+                Cow::Borrowed(clean) => write_clean(out, clean),
+                Cow::Owned(key) => write_str(out, key),
+            }
+            out.push(b':');
+            match value {
+                Field::Clean(text) => write_clean(out, text),
+                Field::Str(text) => write_str(out, text),
+                Field::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
+                Field::Value(Value::String(text)) => write_str(out, text),
+                Field::Value(other) => {
+                    serde_json::to_writer(&mut *out, other).expect("a JSON value serializes");
+                }
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+/// A string known to need no escape.
+fn write_clean(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// A JSON string: serde_json escapes only `"`, `\\` and control characters below U+0020.
+pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(&mut *out, text).expect("a string serializes");
+    } else {
+        write_clean(out, text);
+    }
+}
+
+struct AnswerVisitor {
+    /// Whether the body has a backslash anywhere: if not, no string has an escape.
+    escapes: bool,
+}
+
+impl<'de> Visitor<'de> for AnswerVisitor {
+    type Value = Answer<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Answer<'de>, M::Error> {
+        let mut answer = Answer {
+            // Room for a Salesforce answer plus the fields the rewrite adds.
+            fields: Vec::with_capacity(map.size_hint().unwrap_or(12).min(32)),
+        };
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            let text = raw.get();
+            let value = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                // Validated by serde_json: without a backslash, the text between the quotes
+                // is the string itself.
+                Some(inner) if !self.escapes || !inner.contains('\\') => Field::Clean(inner),
+                Some(_) => {
+                    Field::Str(serde_json::from_str(text).map_err(serde::de::Error::custom)?)
+                }
+                None => Field::Raw(raw),
+            };
+            answer.set(name, value);
+            if answer.fields.len() > MAX_FIELDS {
+                return Err(serde::de::Error::custom("too many fields"));
+            }
+        }
+        Ok(answer)
+    }
+}
+
+/// A field name, borrowed from the body unless it had an escape.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+struct NameVisitor;
+
+impl<'de> Visitor<'de> for NameVisitor {
+    type Value = Name<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Borrowed(name)))
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Owned(name.to_owned())))
+    }
+
+    fn visit_string<E>(self, name: String) -> Result<Name<'de>, E> {
+        Ok(Name(Cow::Owned(name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(answer: &Answer<'_>) -> String {
+        let mut out = Vec::new();
+        answer.write_json(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn plain_strings_borrow_from_the_body_and_escaped_ones_are_unescaped() {
+        let body = br#"{"a":"plain","b":"es\"caped\u00e9","c\u0041":1}"#;
+        let answer = Answer::from_json(body).unwrap();
+        assert!(matches!(answer.get("a"), Some(Field::Clean("plain"))));
+        assert_eq!(answer.str("b"), Some("es\"caped\u{e9}"));
+        assert!(matches!(answer.get("cA"), Some(Field::Raw(_))));
+    }
+
+    #[test]
+    fn the_same_text_goes_back_out_and_means_the_same_json() {
+        let body = r#"{ "access_token" : "a\"b\\c\u0001d\/e é ☃", "n": 1.5e3, "o": {"k": ["x\ny", 2]}, "z": null, "": "", "k\"ey": "v" }"#;
+        let answer = Answer::from_json(body.as_bytes()).unwrap();
+        let out = written(&answer);
+        let reread: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(reread, serde_json::from_str::<Value>(body).unwrap());
+        // Names keep the upstream's order; raw values are copied as written.
+        assert!(
+            out.starts_with(
+                r#"{"access_token":"a\"b\\c\u0001d/e é ☃","n":1.5e3,"o":{"k": ["x\ny", 2]}"#
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_name_keeps_its_first_place_and_its_last_value() {
+        let answer = Answer::from_json(br#"{"a":"1","b":2,"a":"3"}"#).unwrap();
+        assert_eq!(written(&answer), r#"{"a":"3","b":2}"#);
+    }
+
+    #[test]
+    fn anything_but_one_json_object_is_refused() {
+        for body in [
+            &b"[1]"[..],
+            b"\"x\"",
+            b"{\"a\":1} x",
+            b"{\"a\":}",
+            b"{\"a\":\"\x01\"}",
+            b"{\"a\":\"\\x\"}",
+            b"{\"a\":\"\xff\"}",
+            b"{\"\xff\":1}",
+            b"{\"a\":[\"\xff\"]}",
+            b"{\"a\":\"\\ud800\"}",
+            b"",
+        ] {
+            assert!(Answer::from_json(body).is_none(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn type_names_follow_the_json() {
+        let answer =
+            Answer::from_json(br#"{"i":-3,"f":1.0,"e":1e3,"s":"3","n":null,"o":{}}"#).unwrap();
+        let types: Vec<_> = ["i", "f", "e", "s", "n", "o"]
+            .iter()
+            .map(|n| answer.get(n).unwrap().type_name())
+            .collect();
+        assert_eq!(
+            types,
+            ["integer", "float", "float", "string", "null", "other"]
+        );
+    }
+
+    #[test]
+    fn pointers_reach_into_nested_values() {
+        let answer =
+            Answer::from_json(br#"{"ok":false,"authed_user":{"access_token":"xoxp","a/b":1}}"#)
+                .unwrap();
+        assert_eq!(answer.lookup("/ok"), Some(Value::Bool(false)));
+        assert_eq!(
+            answer.lookup("/authed_user/access_token"),
+            Some(Value::from("xoxp"))
+        );
+        assert_eq!(answer.lookup("/authed_user/a~1b"), Some(Value::from(1)));
+        assert_eq!(answer.lookup("/missing"), None);
+        assert_eq!(answer.lookup("ok"), None);
+    }
+
+    #[test]
+    fn form_answers_decode_and_refuse_repeats() {
+        let answer = Answer::from_form(b"access_token=a%20b&scope=repo+user").unwrap();
+        assert_eq!(answer.str("access_token"), Some("a b"));
+        assert_eq!(answer.str("scope"), Some("repo user"));
+        assert!(Answer::from_form(b"a=1&a=2").is_none());
+        assert!(Answer::from_form(b"=1").is_none());
+        assert!(Answer::from_form(b"").is_none());
+    }
+
+    #[test]
+    fn answers_with_too_many_fields_are_refused() {
+        let fields = |n: usize| (0..n).map(|i| format!("\"f{i}\":{i}")).collect::<Vec<_>>();
+        let json = |n| format!("{{{}}}", fields(n).join(","));
+        assert!(Answer::from_json(json(MAX_FIELDS).as_bytes()).is_some());
+        assert!(Answer::from_json(json(MAX_FIELDS + 1).as_bytes()).is_none());
+        let form = |n: usize| {
+            (0..n)
+                .map(|i| format!("f{i}=1"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert!(Answer::from_form(form(MAX_FIELDS).as_bytes()).is_some());
+        assert!(Answer::from_form(form(MAX_FIELDS + 1).as_bytes()).is_none());
+    }
+}
