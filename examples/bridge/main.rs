@@ -79,8 +79,11 @@ fn main() -> ExitCode {
         };
     }
     let args = cli.args;
-    config::init_logs_with(args.log_format, args.trace_exchanges);
-    match runtime.block_on(run(args)) {
+    let logs = config::init_logs_with(args.log_format, args.trace_exchanges);
+    let result = runtime.block_on(run(args));
+    // Every queued log line is written before the last word below.
+    drop(logs);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("bridge: {message}");
