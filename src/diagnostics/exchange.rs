@@ -1,5 +1,6 @@
 //! The per-exchange record of the token route.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use http::header::AUTHORIZATION;
@@ -8,7 +9,7 @@ use serde::Serialize;
 
 use super::{Fingerprint, TRACE_TARGET};
 use crate::token_response::{AnswerShape, ExpiresInAction};
-use crate::{BodyFormat, CredentialSource, ErrorCode, RewriteReport, TokenRequest};
+use crate::{BodyFormat, CredentialSource, ErrorCode, GrantType, RewriteReport, TokenRequest};
 
 /// What Alexa sent and what went upstream, without a value that could be a secret.
 ///
@@ -24,8 +25,8 @@ pub struct RequestFacts {
     pub body_format: Option<&'static str>,
     /// Where Alexa put the client credentials: `basic`, `body` or `none`.
     pub credentials: Option<&'static str>,
-    /// The grant type Alexa asked for.
-    pub grant_type: Option<String>,
+    /// The grant type Alexa asked for (the two Alexa uses without an allocation).
+    pub grant_type: Option<Cow<'static, str>>,
     /// The names of Alexa's parameters, in order (credentials in the body included).
     pub params: Vec<String>,
     /// The names of the parameters sent upstream, in order.
@@ -65,7 +66,11 @@ impl RequestFacts {
             BodyFormat::Json => "json",
         });
         self.credentials = Some(credential_name(request.credential_source()));
-        self.grant_type = Some(bounded(request.grant_type().as_str()));
+        self.grant_type = Some(match request.grant_type() {
+            GrantType::AuthorizationCode => Cow::Borrowed("authorization_code"),
+            GrantType::RefreshToken => Cow::Borrowed("refresh_token"),
+            other => Cow::Owned(bounded(other.as_str())),
+        });
         if !super::trace_enabled() {
             return;
         }

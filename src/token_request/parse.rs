@@ -120,11 +120,51 @@ pub struct TokenRequest {
 #[derive(Clone)]
 struct Fields {
     grant_type: GrantType,
-    params: Vec<(String, String)>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
+    /// Every decoded name and value, one after another: one allocation for the whole request
+    /// instead of two per parameter. The spans below point into it.
+    text: String,
+    params: Vec<(Span, Span)>,
+    client_id: Option<Span>,
+    client_secret: Option<Span>,
     credentials: CredentialSource,
     format: BodyFormat,
+}
+
+/// Where one name or value lies in [`Fields::text`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    /// Appends `value` to `text` and returns where it went.
+    fn push(text: &mut String, value: &str) -> Span {
+        let start = text.len();
+        text.push_str(value);
+        Span {
+            start,
+            end: text.len(),
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self.start == self.end
+    }
+}
+
+impl Fields {
+    fn at(&self, span: Span) -> &str {
+        &self.text[span.start..span.end]
+    }
+
+    fn params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|&(n, v)| (self.at(n), self.at(v)))
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.params.iter().position(|&(n, _)| self.at(n) == name)
+    }
 }
 
 /// Parameter names whose values are never secrets, shown by `Debug`.
@@ -162,28 +202,31 @@ impl TokenRequest {
         allowed: &[GrantType],
     ) -> Result<TokenRequest, OAuthError> {
         let format = body_format(headers, body)?;
+        // Sized for the body (decoding only shrinks it) plus Basic credentials.
+        let mut text = String::with_capacity(body.len() + 64);
         let mut params = match format {
-            BodyFormat::Form => parse_form(body)?,
-            BodyFormat::Json => parse_json(body)?,
+            BodyFormat::Form => parse_form(body, &mut text)?,
+            BodyFormat::Json => parse_json(body, &mut text)?,
         };
-        for (name, value) in &params {
-            check_param(name, value)?;
+        let at = |span: Span| &text[span.start..span.end];
+        for &(name, value) in &params {
+            check_param(at(name), at(value))?;
         }
-        for (i, (name, _)) in params.iter().enumerate() {
-            if params[..i].iter().any(|(n, _)| n == name) {
+        for (i, &(name, _)) in params.iter().enumerate() {
+            if params[..i].iter().any(|&(n, _)| at(n) == at(name)) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {} is repeated",
-                    printable_name(name)
+                    printable_name(at(name))
                 )));
             }
         }
         // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
-        params.retain(|(_, value)| !value.is_empty());
+        params.retain(|&(_, value)| !value.is_empty());
 
         let mut take = |name: &str| {
             params
                 .iter()
-                .position(|(n, _)| n == name)
+                .position(|&(n, _)| at(n) == name)
                 .map(|i| params.remove(i).1)
         };
         let body_id = take("client_id");
@@ -196,11 +239,13 @@ impl TokenRequest {
                         "client credentials were sent both in the Authorization header and in the body",
                     ));
                 }
-                if body_id.as_deref().is_some_and(|b| b != id) {
+                if body_id.is_some_and(|b| at(b) != id) {
                     return Err(OAuthError::invalid_request(
                         "client_id in the body differs from the one in the Authorization header",
                     ));
                 }
+                let id = Span::push(&mut text, &id);
+                let secret = Span::push(&mut text, &secret);
                 (Some(id), Some(secret), CredentialSource::Basic)
             }
             None if body_id.is_some() || body_secret.is_some() => {
@@ -208,10 +253,11 @@ impl TokenRequest {
             }
             None => (None, None, CredentialSource::None),
         };
+        let at = |span: Span| &text[span.start..span.end];
 
-        let grant_type = match params.iter().find(|(n, _)| n == "grant_type") {
+        let grant_type = match params.iter().find(|&&(n, _)| at(n) == "grant_type") {
             None => return Err(OAuthError::invalid_request("grant_type is missing")),
-            Some((_, value)) => GrantType::from_name(value),
+            Some(&(_, value)) => GrantType::from_name(at(value)),
         };
         if !allowed.contains(&grant_type) {
             return Err(OAuthError::unsupported_grant_type(format!(
@@ -225,7 +271,7 @@ impl TokenRequest {
             GrantType::Other(_) => None,
         };
         if let Some(required) = required {
-            if !params.iter().any(|(n, _)| n == required) {
+            if !params.iter().any(|&(n, _)| at(n) == required) {
                 return Err(OAuthError::invalid_request(format!(
                     "{required} is missing"
                 )));
@@ -234,6 +280,7 @@ impl TokenRequest {
         Ok(TokenRequest {
             fields: Arc::new(Fields {
                 grant_type,
+                text,
                 params,
                 client_id,
                 client_secret,
@@ -251,19 +298,13 @@ impl TokenRequest {
     /// A parameter's value, `None` when absent. Client credentials are not parameters: see
     /// [`TokenRequest::client_id`] and [`TokenRequest::client_secret`].
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.fields
-            .params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        let fields = &*self.fields;
+        fields.position(name).map(|i| fields.at(fields.params[i].1))
     }
 
     /// All parameters in the order Alexa sent them, credentials excluded.
     pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields
-            .params
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields.params()
     }
 
     /// The authorization code (`authorization_code` grant).
@@ -283,12 +324,12 @@ impl TokenRequest {
 
     /// The client id, from Basic or the body.
     pub fn client_id(&self) -> Option<&str> {
-        self.fields.client_id.as_deref()
+        self.fields.client_id.map(|span| self.fields.at(span))
     }
 
     /// The client secret, from Basic or the body.
     pub fn client_secret(&self) -> Option<&str> {
-        self.fields.client_secret.as_deref()
+        self.fields.client_secret.map(|span| self.fields.at(span))
     }
 
     /// Where Alexa put the client credentials.
@@ -305,28 +346,35 @@ impl TokenRequest {
     pub fn set_param(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let name = name.into();
         let value = value.into();
-        let params = &mut Arc::make_mut(&mut self.fields).params;
-        match params.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, v)) => *v = value,
-            None => params.push((name, value)),
+        let position = self.fields.position(&name);
+        let fields = Arc::make_mut(&mut self.fields);
+        // The replaced value stays in the text, unreferenced: requests live for one exchange.
+        let value = Span::push(&mut fields.text, &value);
+        match position {
+            Some(i) => fields.params[i].1 = value,
+            None => {
+                let name = Span::push(&mut fields.text, &name);
+                fields.params.push((name, value));
+            }
         }
     }
 
     /// Removes a parameter, returning its value.
     pub fn remove_param(&mut self, name: &str) -> Option<String> {
-        let i = self.fields.params.iter().position(|(n, _)| n == name)?;
-        Some(Arc::make_mut(&mut self.fields).params.remove(i).1)
+        let i = self.fields.position(name)?;
+        let fields = Arc::make_mut(&mut self.fields);
+        let (_, value) = fields.params.remove(i);
+        Some(fields.at(value).to_owned())
     }
 
     /// The values a description or log line must never show: code, refresh token, client
     /// secret, code verifier.
     pub fn secrets(&self) -> impl Iterator<Item = &str> {
         self.fields
-            .params
-            .iter()
-            .filter(|(n, _)| !HARMLESS.contains(&n.as_str()))
-            .map(|(_, v)| v.as_str())
-            .chain(self.fields.client_secret.as_deref())
+            .params()
+            .filter(|(n, _)| !HARMLESS.contains(n))
+            .map(|(_, v)| v)
+            .chain(self.client_secret())
     }
 
     /// Encodes the request as the `application/x-www-form-urlencoded` body the upstream wants
@@ -338,15 +386,14 @@ impl TokenRequest {
         auth: ClientAuth,
         extra: &[(String, String)],
     ) -> (Bytes, Option<HeaderValue>) {
-        let fields = &*self.fields;
         let extra = extra
             .iter()
             .filter(|(name, _)| self.param(name).is_none())
             .map(|(name, value)| (name.as_str(), value.as_str()));
         let in_body = auth == ClientAuth::Body;
         let credentials = [
-            ("client_id", fields.client_id.as_deref()),
-            ("client_secret", fields.client_secret.as_deref()),
+            ("client_id", self.client_id()),
+            ("client_secret", self.client_secret()),
         ]
         .into_iter()
         .filter_map(|(name, value)| Some((name, value.filter(|_| in_body)?)));
@@ -357,36 +404,35 @@ impl TokenRequest {
         };
         // Sized exactly first, so that the form is written with one allocation and `Bytes`
         // takes the buffer as it is (a buffer with spare capacity costs `Bytes` one more).
-        let (count, len) = pairs().fold((0usize, 0), |(count, len), (name, value)| {
-            (
-                count + 1,
-                len + form_encoded_len(name) + 1 + form_encoded_len(value),
-            )
+        let len = pairs().fold(0usize, |len, (name, value)| {
+            len + usize::from(len > 0) + form_encoded_len(name) + 1 + form_encoded_len(value)
         });
-        let mut body =
-            form_urlencoded::Serializer::new(String::with_capacity(len + count.saturating_sub(1)));
+        let mut body = Vec::with_capacity(len);
         for (name, value) in pairs() {
-            body.append_pair(name, value);
-        }
-        let authorization = match (auth, &fields.client_id) {
-            (ClientAuth::Basic, Some(id)) => {
-                Some(basic_header(id, fields.client_secret.as_deref()))
+            if !body.is_empty() {
+                body.push(b'&');
             }
+            append_form_encoded(&mut body, name);
+            body.push(b'=');
+            append_form_encoded(&mut body, value);
+        }
+        let authorization = match (auth, self.client_id()) {
+            (ClientAuth::Basic, Some(id)) => Some(basic_header(id, self.client_secret())),
             _ => None,
         };
-        (Bytes::from(body.finish()), authorization)
+        (Bytes::from(body), authorization)
     }
 }
 
 impl fmt::Debug for TokenRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Params<'a>(&'a [(String, String)]);
+        struct Params<'a>(&'a Fields);
         impl fmt::Debug for Params<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_map()
-                    .entries(self.0.iter().map(|(n, v)| {
-                        let shown = if HARMLESS.contains(&n.as_str()) {
-                            v.as_str()
+                    .entries(self.0.params().map(|(n, v)| {
+                        let shown = if HARMLESS.contains(&n) {
+                            v
                         } else {
                             "[redacted]"
                         };
@@ -397,11 +443,11 @@ impl fmt::Debug for TokenRequest {
         }
         f.debug_struct("TokenRequest")
             .field("grant_type", &self.fields.grant_type)
-            .field("params", &Params(&self.fields.params))
-            .field("client_id", &self.fields.client_id)
+            .field("params", &Params(&self.fields))
+            .field("client_id", &self.client_id())
             .field(
                 "client_secret",
-                &self.fields.client_secret.as_ref().map(|_| "[redacted]"),
+                &self.fields.client_secret.map(|_| "[redacted]"),
             )
             .field("credentials", &self.fields.credentials)
             .field("format", &self.fields.format)
@@ -409,27 +455,63 @@ impl fmt::Debug for TokenRequest {
     }
 }
 
-/// The length of `value` once `application/x-www-form-urlencoded` (what
-/// `form_urlencoded::byte_serialize` writes: unreserved bytes as they are, space as `+`, any
-/// other byte as `%XX`).
+/// The bytes `application/x-www-form-urlencoded` leaves as they are (the WHATWG URL
+/// standard's urlencoded serializer, as `form_urlencoded::byte_serialize`): ASCII alphanumerics
+/// and `*-._`. A space becomes `+`, any other byte `%XX`.
+static UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] =
+            matches!(b as u8, b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' | b'*' | b'-' | b'.' | b'_');
+        b += 1;
+    }
+    table
+};
+
+/// The length of `value` once `application/x-www-form-urlencoded`.
 fn form_encoded_len(value: &str) -> usize {
-    value
+    let escaped = value
         .bytes()
-        .map(|b| match b {
-            b'*' | b'-' | b'.' | b'_' | b' ' => 1,
-            b if b.is_ascii_alphanumeric() => 1,
-            _ => 3,
-        })
-        .sum()
+        .filter(|&b| !UNRESERVED[usize::from(b)] && b != b' ')
+        .count();
+    value.len() + 2 * escaped
+}
+
+/// Appends `value`, `application/x-www-form-urlencoded`: runs of unreserved bytes are copied
+/// at once (a token or code is one run), the rest escaped.
+fn append_form_encoded(out: &mut Vec<u8>, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut rest = value.as_bytes();
+    while !rest.is_empty() {
+        let run = rest
+            .iter()
+            .position(|&b| !UNRESERVED[usize::from(b)])
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        let Some(&b) = rest.get(run) else {
+            break;
+        };
+        if b == b' ' {
+            out.push(b'+');
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+        rest = &rest[run + 1..];
+    }
 }
 
 /// `Basic base64(form(id):form(secret))`, RFC 6749 §2.3.1.
 fn basic_header(id: &str, secret: Option<&str>) -> HeaderValue {
-    let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
-    let secret: String = form_urlencoded::byte_serialize(secret.unwrap_or("").as_bytes()).collect();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-    let mut value =
-        HeaderValue::try_from(format!("Basic {encoded}")).expect("base64 is a valid header value");
+    let secret = secret.unwrap_or("");
+    let mut credentials = Vec::with_capacity(form_encoded_len(id) + 1 + form_encoded_len(secret));
+    append_form_encoded(&mut credentials, id);
+    credentials.push(b':');
+    append_form_encoded(&mut credentials, secret);
+    let mut header = String::with_capacity(6 + credentials.len().div_ceil(3) * 4);
+    header.push_str("Basic ");
+    base64::engine::general_purpose::STANDARD.encode_string(&credentials, &mut header);
+    let mut value = HeaderValue::try_from(header).expect("base64 is a valid header value");
     value.set_sensitive(true);
     value
 }
@@ -465,7 +547,8 @@ fn body_format(headers: &HeaderMap, body: &[u8]) -> Result<BodyFormat, OAuthErro
 }
 
 /// Parses a form body strictly: invalid percent-encoding or UTF-8 is refused, not replaced.
-fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+/// Names and values are decoded into `text`.
+fn parse_form(body: &[u8], text: &mut String) -> Result<Vec<(Span, Span)>, OAuthError> {
     // Sized from the separators, so the list is allocated once.
     let pairs = body.iter().filter(|b| **b == b'&').count() + 1;
     let mut params = Vec::with_capacity(pairs.min(MAX_PARAMS));
@@ -480,13 +563,13 @@ fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &[][..]),
         };
-        let name = form_decode(name).ok_or_else(|| {
+        let name = form_decode_into(name, text).ok_or_else(|| {
             OAuthError::invalid_request("the form body is not valid UTF-8 form encoding")
         })?;
-        let value = form_decode(value).ok_or_else(|| {
+        let value = form_decode_into(value, text).ok_or_else(|| {
             OAuthError::invalid_request(format!(
                 "parameter {} is not valid UTF-8 form encoding",
-                printable_name(&name)
+                printable_name(&text[name.start..name.end])
             ))
         })?;
         if name.is_empty() {
@@ -504,9 +587,23 @@ fn too_many_params() -> OAuthError {
 /// Decodes one `application/x-www-form-urlencoded` component: `+` is a space, `%XX` a byte, and
 /// the result must be UTF-8. `None` on a malformed escape or invalid UTF-8.
 pub(crate) fn form_decode(input: &[u8]) -> Option<String> {
+    let mut out = String::with_capacity(input.len());
+    form_decode_into(input, &mut out)?;
+    Some(out)
+}
+
+/// [`form_decode`], appended to `text`; `None` (with `text` as it was) on a malformed escape or
+/// invalid UTF-8.
+fn form_decode_into(input: &[u8], text: &mut String) -> Option<Span> {
     if !input.iter().any(|b| matches!(b, b'%' | b'+')) {
-        return std::str::from_utf8(input).ok().map(str::to_owned);
+        return Some(Span::push(text, std::str::from_utf8(input).ok()?));
     }
+    let decoded = percent_decode(input)?;
+    Some(Span::push(text, std::str::from_utf8(&decoded).ok()?))
+}
+
+/// `+` as a space and `%XX` as a byte; `None` on a malformed escape.
+fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
@@ -522,7 +619,7 @@ pub(crate) fn form_decode(input: &[u8]) -> Option<String> {
         }
         i += 1;
     }
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -534,10 +631,11 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Parses a JSON object of string values, keeping order and duplicates (refused later).
-fn parse_json(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
+/// Parses a JSON object of string values, keeping order and duplicates (refused later). Names
+/// and values are appended to `text`.
+fn parse_json(body: &[u8], text: &mut String) -> Result<Vec<(Span, Span)>, OAuthError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let params = match de.deserialize_map(ParamsVisitor) {
+    let params = match de.deserialize_map(ParamsVisitor { text }) {
         Ok(Ok(params)) => params,
         Ok(Err(error)) => return Err(error),
         Err(_) => {
@@ -554,10 +652,12 @@ fn parse_json(body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
     Ok(params)
 }
 
-struct ParamsVisitor;
+struct ParamsVisitor<'t> {
+    text: &'t mut String,
+}
 
-impl<'de> Visitor<'de> for ParamsVisitor {
-    type Value = Result<Vec<(String, String)>, OAuthError>;
+impl<'de> Visitor<'de> for ParamsVisitor<'_> {
+    type Value = Result<Vec<(Span, Span)>, OAuthError>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object of string values")
@@ -566,19 +666,21 @@ impl<'de> Visitor<'de> for ParamsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         // Alexa sends at most seven parameters: one allocation for the usual request.
         let mut params = Vec::with_capacity(map.size_hint().unwrap_or(8).min(MAX_PARAMS));
-        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(name) = map.next_key_seed(Append(self.text))? {
+            // JSON names are strings: only values can be of another type.
+            let name = name.unwrap_or(Span { start: 0, end: 0 });
             if params.len() == MAX_PARAMS {
                 // Drain nothing more: the answer is already decided.
                 return Ok(Err(too_many_params()));
             }
-            match map.next_value::<StringValue>()?.0 {
-                Ok(value) => params.push((name.into_owned(), value)),
+            match map.next_value_seed(Append(self.text))? {
+                Ok(value) => params.push((name, value)),
                 Err(kind) => {
                     // Finish reading so that the error is about the type, not the syntax.
                     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                     return Ok(Err(OAuthError::invalid_request(format!(
                         "parameter {} must be a string, not {kind}",
-                        printable_name(&name)
+                        printable_name(&self.text[name.start..name.end])
                     ))));
                 }
             }
@@ -587,48 +689,48 @@ impl<'de> Visitor<'de> for ParamsVisitor {
     }
 }
 
-/// A JSON value that is a string, or the name of the type it was instead.
-struct StringValue(Result<String, &'static str>);
+/// Reads a JSON string into the request's text; any other value gives the name of its type.
+struct Append<'t>(&'t mut String);
 
-impl<'de> de::Deserialize<'de> for StringValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StringValue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<StringValue, E> {
-                Ok(StringValue(Ok(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<StringValue, E> {
-                Ok(StringValue(Ok(v)))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<StringValue, E> {
-                Ok(StringValue(Err("a boolean")))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<StringValue, E> {
-                Ok(StringValue(Err("a number")))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<StringValue, E> {
-                Ok(StringValue(Err("a number")))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<StringValue, E> {
-                Ok(StringValue(Err("a number")))
-            }
-            fn visit_unit<E>(self) -> Result<StringValue, E> {
-                Ok(StringValue(Err("null")))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<StringValue, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(StringValue(Err("an array")))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringValue, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(StringValue(Err("an object")))
-            }
-        }
-        deserializer.deserialize_any(V)
+impl<'de> de::DeserializeSeed<'de> for Append<'_> {
+    type Value = Result<Span, &'static str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Append<'_> {
+    type Value = Result<Span, &'static str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(Span::push(self.0, v)))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err("a number"))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err("null"))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Err("an object"))
     }
 }
 
@@ -640,6 +742,10 @@ fn check_param(name: &str, value: &str) -> Result<(), OAuthError> {
     if name.is_empty() {
         return Err(OAuthError::invalid_request("a parameter has no name"));
     }
+    // What Alexa sends is printable ASCII: one pass settles both checks below.
+    if is_vschar(name) && is_vschar(value) {
+        return Ok(());
+    }
     if has_control(name) || has_control(value) {
         return Err(OAuthError::invalid_request(format!(
             "parameter {} contains a control character",
@@ -650,12 +756,17 @@ fn check_param(name: &str, value: &str) -> Result<(), OAuthError> {
         name,
         "code" | "refresh_token" | "client_id" | "client_secret" | "grant_type" | "code_verifier"
     );
-    if vschar_only && !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+    if vschar_only && !is_vschar(value) {
         return Err(OAuthError::invalid_request(format!(
             "parameter {name} has characters outside %x20-7E (RFC 6749 Appendix A)"
         )));
     }
     Ok(())
+}
+
+/// Whether every byte of `text` is in `%x20-7E` (RFC 6749 Appendix A's VSCHAR and space).
+fn is_vschar(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
 /// Whether `text` holds a control character (Unicode `Cc`, as `char::is_control`). ASCII text,
@@ -713,7 +824,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
         return Err(malformed());
     }
     for (name, value) in [("client_id", &id), ("client_secret", &secret)] {
-        if !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        if !is_vschar(value) {
             return Err(OAuthError::invalid_client(format!(
                 "the Basic {name} has characters outside %x20-7E"
             )));
@@ -1087,6 +1198,21 @@ mod tests {
                 std::str::from_utf8(&encoded).unwrap(),
                 serde_urlencoded::to_string(&pairs).unwrap()
             );
+        }
+
+        #[test]
+        fn the_basic_header_encodes_as_form_urlencoded_does(id in "\\PC{1,20}", secret in "\\PC{0,20}") {
+            use base64::Engine as _;
+            let header = basic_header(&id, Some(&secret));
+            let expected = format!(
+                "{}:{}",
+                form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>(),
+                form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>(),
+            );
+            let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
+            let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+            prop_assert_eq!(String::from_utf8(decoded).unwrap(), expected);
+            prop_assert!(header.is_sensitive());
         }
 
         #[test]
