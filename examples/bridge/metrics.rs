@@ -5,6 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use pin_project_lite::pin_project;
+
 use account_link_bridge::bridge::Bridge;
 use account_link_bridge::{FullBody, ResponseBody};
 use bytes::Bytes;
@@ -43,12 +45,11 @@ impl WithMetrics {
 impl<B> Service<Request<B>> for WithMetrics
 where
     Bridge: Service<Request<B>, Response = Response<ResponseBody<FullBody>>, Error = Infallible>,
-    <Bridge as Service<Request<B>>>::Future: Send + 'static,
 {
     type Response = Response<ResponseBody<FullBody>>;
     type Error = Infallible;
-    // Boxed: an example's convenience, next to a network round trip.
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    // Not boxed: every exchange passes here, and a box is an allocation per request.
+    type Future = MetricsFuture<<Bridge as Service<Request<B>>>::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.bridge.poll_ready(cx)
@@ -66,9 +67,39 @@ where
                     HeaderValue::from_static("text/plain; version=0.0.4"),
                 );
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                Box::pin(std::future::ready(Ok(response)))
+                MetricsFuture::Page {
+                    page: Some(response),
+                }
             }
-            _ => Box::pin(self.bridge.call(request)),
+            _ => MetricsFuture::Bridge {
+                inner: self.bridge.call(request),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The metrics page, ready, or the bridge's own answer.
+    #[project = MetricsFutureProj]
+    pub enum MetricsFuture<F> {
+        Page { page: Option<Response<ResponseBody<FullBody>>> },
+        Bridge { #[pin] inner: F },
+    }
+}
+
+impl<F> Future for MetricsFuture<F>
+where
+    F: Future<Output = Result<Response<ResponseBody<FullBody>>, Infallible>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.project() {
+            MetricsFutureProj::Page { page } => match page.take() {
+                Some(page) => Poll::Ready(Ok(page)),
+                None => Poll::Pending,
+            },
+            MetricsFutureProj::Bridge { inner } => inner.poll(cx),
         }
     }
 }
