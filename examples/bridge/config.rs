@@ -126,35 +126,16 @@ pub enum LogFormat {
 
 /// Sets up `tracing` output on stderr, filtered by `RUST_LOG` (default `info`), each line
 /// written as it is made: what a Lambda function needs, frozen between invocations.
-// The bridge example calls `init_logs_with`; the lambda example this file is shared with calls
-// this one.
+// The bridge example calls `logs::init`; the lambda example this file is shared with calls this
+// one.
 #[allow(dead_code)]
 pub fn init_logs(format: LogFormat) {
     install_logs(format, log_filter(false), std::io::stderr);
 }
 
-/// Sets up `tracing` output on stderr for a long-running server, filtered by `RUST_LOG`
-/// (default `info`), with the per-exchange records of `account_link_bridge::trace` on when
-/// `trace_exchanges` is set (`--trace-exchanges`), whatever `RUST_LOG` says.
-///
-/// Lines are handed to a writer thread, which writes them in batches and flushes whenever it
-/// has caught up: a request never waits on stderr or on another request's log line, and under
-/// load many lines share one `write`. Nothing is dropped (a full queue makes the logging
-/// request wait). Keep the guard until the process ends: dropping it flushes what is queued.
-#[allow(dead_code)] // Unused by the lambda example.
-pub fn init_logs_with(
-    format: LogFormat,
-    trace_exchanges: bool,
-) -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("bridge-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
-    install_logs(format, log_filter(trace_exchanges), writer);
-    guard
-}
-
-fn log_filter(trace_exchanges: bool) -> tracing_subscriber::EnvFilter {
+/// `RUST_LOG` (default `info`), with the per-exchange records of `account_link_bridge::trace`
+/// on when `trace_exchanges` is set, whatever `RUST_LOG` says.
+pub fn log_filter(trace_exchanges: bool) -> tracing_subscriber::EnvFilter {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     if trace_exchanges {
@@ -168,12 +149,15 @@ fn log_filter(trace_exchanges: bool) -> tracing_subscriber::EnvFilter {
     }
 }
 
-fn install_logs<W>(format: LogFormat, filter: tracing_subscriber::EnvFilter, writer: W)
+/// Installs the `tracing` subscriber writing to `writer`.
+pub fn install_logs<W>(format: LogFormat, filter: tracing_subscriber::EnvFilter, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    // Colours only for a terminal: escape codes in a log file or a log service are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),

@@ -14,6 +14,7 @@ mod checks;
 mod config;
 mod demo;
 mod doctor;
+mod logs;
 mod metrics;
 mod serve;
 
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
         };
     }
     let args = cli.args;
-    let logs = config::init_logs_with(args.log_format, args.trace_exchanges);
+    let logs = logs::init(args.log_format, args.trace_exchanges);
     let result = runtime.block_on(run(args));
     // Every queued log line is written before the last word below.
     drop(logs);
