@@ -3,14 +3,15 @@
 //! The rewrite looks at a handful of top-level fields (`access_token`, `expires_in`, `error`,
 //! the fields to pack) and passes everything else through untouched. So a JSON answer is read
 //! as a flat list of `(name, value)` pairs that borrow from the body: strings without escapes
-//! (nearly all of them: tokens, URLs, scopes) are slices of the body, every other value is kept
-//! as its raw JSON text, validated by `serde_json` but never turned into a `serde_json::Value`
-//! unless a rule asks for it (a nested error marker or token pointer). Written back, raw values
-//! are copied verbatim: the rewrite never re-serializes what it did not change.
+//! (nearly all of them: tokens, URLs, scopes) are slices of the body; every other value is kept
+//! as its raw JSON text and copied back verbatim, so the rewrite never re-serializes what it did
+//! not change.
 //!
-//! Raw values are checked for JSON syntax (and UTF-8), not decoded: an escape inside a nested
-//! value that decodes to no character (a lone surrogate such as `\ud800`) is relayed as the
-//! upstream wrote it, where the tree this replaced refused the whole answer.
+//! A raw value (a number, `true`, an array, an object) is also read once as a
+//! `serde_json::Value` and dropped, so that what serde_json refuses anywhere (a `\u` escape
+//! that stands for no character such as `\ud800`, a number out of range such as `1e400`) is
+//! refused here too: relayed, it would be JSON that a strict reader does not accept. A number
+//! costs no allocation, and Salesforce's answers hold strings only.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -250,7 +251,14 @@ impl<'de> Visitor<'de> for AnswerVisitor {
                 Some(_) => {
                     Field::Str(serde_json::from_str(text).map_err(serde::de::Error::custom)?)
                 }
-                None => Field::Raw(raw),
+                None => {
+                    // Capturing a raw value checks its syntax only; reading it as a value also
+                    // refuses what serde_json refuses everywhere else: `\u` escapes that stand
+                    // for no character, numbers out of range. (A number allocates nothing;
+                    // Salesforce's answers hold strings only.)
+                    serde_json::from_str::<Value>(text).map_err(serde::de::Error::custom)?;
+                    Field::Raw(raw)
+                }
             };
             answer.set(name, value);
             if answer.fields.len() > MAX_FIELDS {
@@ -346,6 +354,10 @@ mod tests {
             b"{\"\xff\":1}",
             b"{\"a\":[\"\xff\"]}",
             b"{\"a\":\"\\ud800\"}",
+            b"{\"a\":[\"\\ud800\"]}",
+            b"{\"a\":{\"b\":\"\\udc00x\"}}",
+            b"{\"a\":1e400}",
+            b"{\"a\":[-1e999]}",
             b"",
         ] {
             assert!(Answer::from_json(body).is_none(), "{body:?}");
