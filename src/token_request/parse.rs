@@ -469,14 +469,26 @@ static UNRESERVED: [bool; 256] = {
     table
 };
 
-/// The length of `value` once `application/x-www-form-urlencoded`.
+/// The length of `value` once `application/x-www-form-urlencoded`: one table lookup and an
+/// add per byte, no branch.
 fn form_encoded_len(value: &str) -> usize {
-    let escaped = value
+    value
         .bytes()
-        .filter(|&b| !UNRESERVED[usize::from(b)] && b != b' ')
-        .count();
-    value.len() + 2 * escaped
+        .fold(0, |len, b| len + usize::from(ENCODED_LEN[usize::from(b)]))
 }
+
+/// How many bytes each byte becomes: 1 (unreserved, or a space written as `+`) or 3 (`%XX`).
+static ENCODED_LEN: [u8; 256] = {
+    let mut table = [3u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        if UNRESERVED[b] || b == b' ' as usize {
+            table[b] = 1;
+        }
+        b += 1;
+    }
+    table
+};
 
 /// Appends `value`, `application/x-www-form-urlencoded`: runs of unreserved bytes are copied
 /// at once (a token or code is one run), the rest escaped.
