@@ -78,6 +78,10 @@ impl BatchedStderr {
                 .spawn(move || write_batches(&shared, &mut io::stderr()))
                 .ok()
         };
+        if writer.is_none() {
+            // Without a writer thread, every line is written by its logger.
+            shared.lock().done = true;
+        }
         let sink = BatchedStderr {
             shared: Arc::clone(&shared),
         };
@@ -119,17 +123,17 @@ impl Write for &BatchedStderr {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let shared = &*self.shared;
         let mut state = shared.lock();
-        if state.done {
-            // Shutting down: no writer thread to hand the line to.
-            drop(state);
-            return io::stderr().write(line);
-        }
         while state.buffer.len() >= MAX_BUFFERED && !state.done {
             shared.work.notify_one();
             state = shared
                 .drained
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.done {
+            // Shut down (or no writer thread could start): nobody would take the line.
+            drop(state);
+            return io::stderr().write(line);
         }
         let starts_batch = state.buffer.is_empty();
         state.buffer.extend_from_slice(line);
@@ -168,8 +172,22 @@ impl Drop for FlushOnDrop {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_line_arrives_in_order_and_nothing_is_left_behind() {
+    /// Everything the writer thread wrote.
+    #[derive(Clone, Default)]
+    struct Collected(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Collected {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A sink whose writer thread writes into `out`.
+    fn sink(out: &Collected) -> (BatchedStderr, FlushOnDrop) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 buffer: Vec::new(),
@@ -178,37 +196,64 @@ mod tests {
             work: Condvar::new(),
             drained: Condvar::new(),
         });
+        let writer = {
+            let shared = Arc::clone(&shared);
+            let mut out = out.clone();
+            std::thread::spawn(move || write_batches(&shared, &mut out))
+        };
         let sink = BatchedStderr {
             shared: Arc::clone(&shared),
         };
-        let out = Arc::new(Mutex::new(Vec::new()));
-        struct Collected(Arc<Mutex<Vec<u8>>>);
-        impl Write for Collected {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let writer = {
-            let shared = Arc::clone(&shared);
-            let out = Arc::clone(&out);
-            std::thread::spawn(move || write_batches(&shared, &mut Collected(out)))
-        };
-        let guard = FlushOnDrop {
-            shared,
-            writer: Some(writer),
-        };
+        (
+            sink,
+            FlushOnDrop {
+                shared,
+                writer: Some(writer),
+            },
+        )
+    }
+
+    #[test]
+    fn every_line_arrives_in_order_and_nothing_is_left_behind() {
+        let out = Collected::default();
+        let (sink, guard) = sink(&out);
         for i in 0..1000 {
             (&sink).write_all(format!("line {i}\n").as_bytes()).unwrap();
         }
         drop(guard);
         let expected: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(
-            String::from_utf8(out.lock().unwrap().clone()).unwrap(),
+            String::from_utf8(out.0.lock().unwrap().clone()).unwrap(),
             expected
         );
+    }
+
+    #[test]
+    fn loggers_past_the_buffer_limit_wait_and_lose_nothing() {
+        let out = Collected::default();
+        let (sink, guard) = sink(&out);
+        let line = |t: usize, i: usize| format!("{t}:{i:06}:{}\n", "x".repeat(90));
+        // Two loggers, 3 MB in all: three times the limit.
+        std::thread::scope(|scope| {
+            for t in 0..2 {
+                let mut sink = &sink;
+                scope.spawn(move || {
+                    for i in 0..15_000 {
+                        sink.write_all(line(t, i).as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        drop(guard);
+        let written = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        for t in 0..2 {
+            let mine: Vec<&str> = written
+                .lines()
+                .filter(|l| l.starts_with(&format!("{t}:")))
+                .collect();
+            let expected: Vec<String> = (0..15_000).map(|i| line(t, i)).collect();
+            assert_eq!(mine.len(), expected.len());
+            assert!(mine.iter().zip(&expected).all(|(a, b)| *a == b.trim_end()));
+        }
     }
 }
