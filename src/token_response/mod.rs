@@ -8,7 +8,8 @@
 //! - fields such as Salesforce's `instance_url` packed into the access token
 //!   ([`PackFormat`]);
 //! - on a refresh, the refresh token Alexa sent echoed when the upstream omits one (RFC 6749 §6);
-//! - `token_type` defaulting to `Bearer`; other fields passed through;
+//! - `token_type` defaulting to `Bearer`; other fields passed through as the upstream wrote
+//!   them, in its order (the fields the rewrite adds come last);
 //! - `Content-Type: application/json;charset=UTF-8`, `Cache-Control: no-store`,
 //!   `Pragma: no-cache`, a correct `Content-Length`, and no other upstream header.
 //!
@@ -18,6 +19,10 @@
 //! without `access_token`) is a fault on the path and becomes 502 `server_error` (503/504
 //! `temporarily_unavailable` for 429/503/504): never `invalid_grant` or `invalid_client`, which
 //! make Alexa unlink the user. Descriptions name the upstream status, never a body excerpt.
+//!
+//! A JSON answer is read as one object of at most 256 top-level fields, as strictly as
+//! `serde_json` reads it (a repeated name keeps its first place and its last value), without
+//! building a tree: the rewrite costs about 1 µs and five allocations for a Salesforce answer.
 //!
 //! The layer reads the [`TokenRequest`] that
 //! [`NormalizeTokenRequestLayer`](crate::NormalizeTokenRequestLayer) put in the request
