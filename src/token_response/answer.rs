@@ -217,7 +217,11 @@ fn write_clean(out: &mut Vec<u8>, text: &str) {
 
 /// A JSON string: serde_json escapes only `"`, `\\` and control characters below U+0020.
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    // Without a short cut, so that the check runs over many bytes at once.
+    let needs_escape = text.bytes().fold(false, |found, b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if needs_escape {
         serde_json::to_writer(&mut *out, text).expect("a string serializes");
     } else {
         write_clean(out, text);
