@@ -8,7 +8,7 @@
 //! not change.
 //!
 //! A raw value (a number, `true`, an array, an object) is also read once as a
-//! `serde_json::Value` and dropped, so that what serde_json refuses anywhere (a `\u` escape
+//! `serde_json::Value`, kept beside its text for the rules to look at, so that what serde_json refuses anywhere (a `\u` escape
 //! that stands for no character such as `\ud800`, a number out of range such as `1e400`) is
 //! refused here too: relayed, it would be JSON that a strict reader does not accept. A number
 //! costs no allocation, and Salesforce's answers hold strings only.
@@ -30,63 +30,45 @@ pub(crate) enum Field<'a> {
     Clean(&'a str),
     /// Any other JSON string, unescaped.
     Str(String),
-    /// Any other JSON value, as the upstream wrote it (validated).
-    Raw(&'a RawValue),
+    /// Any other JSON value: the text the upstream wrote (what goes back out) and the value
+    /// it reads as (what the rules look at).
+    Raw(&'a RawValue, Value),
     /// A value the rewrite made or lifted.
     Value(Value),
 }
 
 impl Field<'_> {
+    /// The value, unless this is a string of the body.
+    pub(crate) fn value(&self) -> Option<&Value> {
+        match self {
+            Field::Raw(_, value) | Field::Value(value) => Some(value),
+            Field::Clean(_) | Field::Str(_) => None,
+        }
+    }
+
     /// The string, when this is a JSON string.
     pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             Field::Clean(text) => Some(text),
-            Field::Str(text) | Field::Value(Value::String(text)) => Some(text),
-            Field::Raw(_) | Field::Value(_) => None,
+            Field::Str(text) => Some(text),
+            _ => self.value().and_then(Value::as_str),
         }
     }
 
     /// Whether this is JSON `null`.
     pub(crate) fn is_null(&self) -> bool {
-        match self {
-            Field::Clean(_) | Field::Str(_) => false,
-            Field::Raw(raw) => raw.get() == "null",
-            Field::Value(value) => value.is_null(),
-        }
-    }
-
-    /// The value as a `serde_json::Value` (parsed on demand for raw values).
-    pub(crate) fn to_value(&self) -> Value {
-        match self {
-            Field::Clean(text) => Value::String((*text).to_owned()),
-            Field::Str(text) => Value::String(text.clone()),
-            // Validated when the answer was read: it parses again.
-            Field::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
-            Field::Value(value) => value.clone(),
-        }
+        self.value().is_some_and(Value::is_null)
     }
 
     /// The JSON type name used by the diagnostics: `integer`, `float`, `string`, `null` or
     /// `other`.
     pub(crate) fn type_name(&self) -> &'static str {
-        match self {
-            Field::Clean(_) | Field::Str(_) => "string",
-            Field::Raw(raw) => {
-                let text = raw.get();
-                match text.as_bytes().first() {
-                    Some(b'n') => "null",
-                    Some(b'-' | b'0'..=b'9') if text.bytes().any(|b| b"eE.".contains(&b)) => {
-                        "float"
-                    }
-                    Some(b'-' | b'0'..=b'9') => "integer",
-                    _ => "other",
-                }
-            }
-            Field::Value(Value::Null) => "null",
-            Field::Value(Value::Number(n)) if n.is_u64() || n.is_i64() => "integer",
-            Field::Value(Value::Number(_)) => "float",
-            Field::Value(Value::String(_)) => "string",
-            Field::Value(_) => "other",
+        match self.value() {
+            None | Some(Value::String(_)) => "string",
+            Some(Value::Null) => "null",
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => "integer",
+            Some(Value::Number(_)) => "float",
+            Some(_) => "other",
         }
     }
 }
@@ -174,11 +156,18 @@ impl<'a> Answer<'a> {
     pub(crate) fn lookup(&self, pointer: &str) -> Option<Value> {
         let mut tokens = pointer.strip_prefix('/')?.split('/');
         let unescape = |t: &str| t.replace("~1", "/").replace("~0", "~");
-        let mut current = self.get(&unescape(tokens.next()?))?.to_value();
+        let field = self.get(&unescape(tokens.next()?))?;
+        let Some(mut current) = field.value() else {
+            // A string of the body: the pointer must end at it.
+            return match tokens.next() {
+                None => field.as_str().map(Value::from),
+                Some(_) => None,
+            };
+        };
         for token in tokens {
-            current = current.get(unescape(token))?.clone();
+            current = current.get(unescape(token))?;
         }
-        Some(current)
+        Some(current.clone())
     }
 
     /// Writes the answer as compact JSON: strings escaped as `serde_json` escapes them (those
@@ -197,7 +186,7 @@ impl<'a> Answer<'a> {
             match value {
                 Field::Clean(text) => write_clean(out, text),
                 Field::Str(text) => write_str(out, text),
-                Field::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
+                Field::Raw(raw, _) => out.extend_from_slice(raw.get().as_bytes()),
                 Field::Value(Value::String(text)) => write_str(out, text),
                 Field::Value(other) => {
                     serde_json::to_writer(&mut *out, other).expect("a JSON value serializes");
@@ -255,14 +244,14 @@ impl<'de> Visitor<'de> for AnswerVisitor {
                 Some(_) => {
                     Field::Str(serde_json::from_str(text).map_err(serde::de::Error::custom)?)
                 }
-                None => {
-                    // Capturing a raw value checks its syntax only; reading it as a value also
-                    // refuses what serde_json refuses everywhere else: `\u` escapes that stand
-                    // for no character, numbers out of range. (A number allocates nothing;
-                    // Salesforce's answers hold strings only.)
-                    serde_json::from_str::<Value>(text).map_err(serde::de::Error::custom)?;
-                    Field::Raw(raw)
-                }
+                // Capturing a raw value checks its syntax only; reading it as a value also
+                // refuses what serde_json refuses everywhere else: `\u` escapes that stand for
+                // no character, numbers out of range. (A number allocates nothing; Salesforce's
+                // answers hold strings only.)
+                None => Field::Raw(
+                    raw,
+                    serde_json::from_str(text).map_err(serde::de::Error::custom)?,
+                ),
             };
             answer.set(name, value);
             if answer.fields.len() > MAX_FIELDS {
@@ -320,7 +309,7 @@ mod tests {
         let answer = Answer::from_json(body).unwrap();
         assert!(matches!(answer.get("a"), Some(Field::Clean("plain"))));
         assert_eq!(answer.str("b"), Some("es\"caped\u{e9}"));
-        assert!(matches!(answer.get("cA"), Some(Field::Raw(_))));
+        assert!(matches!(answer.get("cA"), Some(Field::Raw(_, _))));
     }
 
     #[test]

@@ -318,9 +318,9 @@ fn lift_nested_token(answer: &mut Answer<'_>, pointer: &str) {
         });
     if let Some(Value::Object(holder)) = holder {
         for name in ["expires_in", "refresh_token"] {
-            match (answer.get(name), holder.get(name)) {
-                (None, Some(value)) if !value.is_null() => lifted.push((name, value.clone())),
-                (Some(top), Some(value)) if top.is_null() && !value.is_null() => {
+            let top_has_none = answer.get(name).map_or(true, Field::is_null);
+            match holder.get(name) {
+                Some(value) if top_has_none && !value.is_null() => {
                     lifted.push((name, value.clone()));
                 }
                 _ => {}
@@ -334,14 +334,17 @@ fn lift_nested_token(answer: &mut Answer<'_>, pointer: &str) {
 
 /// Reads `expires_in`: an integer is kept, a string of digits or a whole float is converted.
 fn read_expires_in(field: Option<&Field<'_>>) -> (Option<u64>, ExpiresInAction) {
-    let value = match field {
-        None => return (None, ExpiresInAction::Injected),
-        Some(Field::Clean(text)) => return read_expires_in_str(text),
-        Some(Field::Str(text)) => return read_expires_in_str(text),
-        Some(other) => other.to_value(),
+    let Some(field) = field else {
+        return (None, ExpiresInAction::Injected);
     };
-    match Some(&value) {
-        None | Some(Value::Null) => (None, ExpiresInAction::Injected),
+    if let Some(text) = field.as_str() {
+        return match text.trim().parse::<u64>() {
+            Ok(secs) => (Some(secs), ExpiresInAction::Converted),
+            Err(_) => (None, ExpiresInAction::Replaced),
+        };
+    }
+    match field.value() {
+        Some(Value::Null) => (None, ExpiresInAction::Injected),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
             (Some(secs), _) => (Some(secs), ExpiresInAction::Kept),
             (None, Some(f)) if f.is_finite() && f >= 0.0 && f <= u64::MAX as f64 => {
@@ -349,15 +352,7 @@ fn read_expires_in(field: Option<&Field<'_>>) -> (Option<u64>, ExpiresInAction) 
             }
             _ => (None, ExpiresInAction::Replaced),
         },
-        Some(Value::String(s)) => read_expires_in_str(s),
-        Some(_) => (None, ExpiresInAction::Replaced),
-    }
-}
-
-fn read_expires_in_str(text: &str) -> (Option<u64>, ExpiresInAction) {
-    match text.trim().parse::<u64>() {
-        Ok(secs) => (Some(secs), ExpiresInAction::Converted),
-        Err(_) => (None, ExpiresInAction::Replaced),
+        _ => (None, ExpiresInAction::Replaced),
     }
 }
 
