@@ -151,11 +151,16 @@ impl Span {
     fn is_empty(self) -> bool {
         self.start == self.end
     }
+
+    /// The name or value in `text`.
+    fn of(self, text: &str) -> &str {
+        &text[self.start..self.end]
+    }
 }
 
 impl Fields {
     fn at(&self, span: Span) -> &str {
-        &self.text[span.start..span.end]
+        span.of(&self.text)
     }
 
     fn params(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -208,7 +213,7 @@ impl TokenRequest {
             BodyFormat::Form => parse_form(body, &mut text)?,
             BodyFormat::Json => parse_json(body, &mut text)?,
         };
-        let at = |span: Span| &text[span.start..span.end];
+        let at = |span: Span| span.of(&text);
         for &(name, value) in &params {
             check_param(at(name), at(value))?;
         }
@@ -253,7 +258,7 @@ impl TokenRequest {
             }
             None => (None, None, CredentialSource::None),
         };
-        let at = |span: Span| &text[span.start..span.end];
+        let at = |span: Span| span.of(&text);
 
         let grant_type = match params.iter().find(|&&(n, _)| at(n) == "grant_type") {
             None => return Err(OAuthError::invalid_request("grant_type is missing")),
@@ -581,7 +586,7 @@ fn parse_form(body: &[u8], text: &mut String) -> Result<Vec<(Span, Span)>, OAuth
         let value = form_decode_into(value, text).ok_or_else(|| {
             OAuthError::invalid_request(format!(
                 "parameter {} is not valid UTF-8 form encoding",
-                printable_name(&text[name.start..name.end])
+                printable_name(name.of(text))
             ))
         })?;
         if name.is_empty() {
@@ -692,7 +697,7 @@ impl<'de> Visitor<'de> for ParamsVisitor<'_> {
                     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                     return Ok(Err(OAuthError::invalid_request(format!(
                         "parameter {} must be a string, not {kind}",
-                        printable_name(&self.text[name.start..name.end])
+                        printable_name(name.of(self.text))
                     ))));
                 }
             }
