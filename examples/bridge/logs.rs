@@ -63,6 +63,11 @@ pub struct FlushOnDrop {
 impl BatchedStderr {
     /// Starts the writer thread.
     pub fn start() -> (BatchedStderr, FlushOnDrop) {
+        Self::start_with(io::stderr())
+    }
+
+    /// [`BatchedStderr::start`], with the writer thread writing to `out` (a test's buffer).
+    fn start_with(mut out: impl Write + Send + 'static) -> (BatchedStderr, FlushOnDrop) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 buffer: Vec::with_capacity(64 * 1024),
@@ -75,7 +80,7 @@ impl BatchedStderr {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("bridge-log".into())
-                .spawn(move || write_batches(&shared, &mut io::stderr()))
+                .spawn(move || write_batches(&shared, &mut out))
                 .ok()
         };
         if writer.is_none() {
@@ -188,29 +193,7 @@ mod tests {
 
     /// A sink whose writer thread writes into `out`.
     fn sink(out: &Collected) -> (BatchedStderr, FlushOnDrop) {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                buffer: Vec::new(),
-                done: false,
-            }),
-            work: Condvar::new(),
-            drained: Condvar::new(),
-        });
-        let writer = {
-            let shared = Arc::clone(&shared);
-            let mut out = out.clone();
-            std::thread::spawn(move || write_batches(&shared, &mut out))
-        };
-        let sink = BatchedStderr {
-            shared: Arc::clone(&shared),
-        };
-        (
-            sink,
-            FlushOnDrop {
-                shared,
-                writer: Some(writer),
-            },
-        )
+        BatchedStderr::start_with(out.clone())
     }
 
     #[test]
