@@ -2,6 +2,8 @@
 //! server (authorize and token endpoints, Salesforce-like answers), one or two bridges serving
 //! `/authorize`, `/callback` and `/token`, and a client that never follows redirects.
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -630,10 +632,7 @@ async fn tampered_expired_foreign_and_oversized_states_are_refused_without_redir
     let state = sealed_state_from(&bridge).await;
 
     // Tampered: one character changed in the middle.
-    let mut tampered = state.clone().into_bytes();
-    let middle = tampered.len() / 2;
-    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
-    let tampered = String::from_utf8(tampered).unwrap();
+    let tampered = support::tamper(&state);
     let answer = callback_with_state(&bridge, &tampered).await;
     answer.assert_refused_without_redirect("altered or sealed with another key");
     assert!(!answer.body.contains(&tampered));
