@@ -195,6 +195,7 @@ pub(crate) struct ErrorMapping {
 #[derive(Clone)]
 pub struct Provider {
     name: Cow<'static, str>,
+    pkce: bool,
     pub(crate) request: Arc<RequestPolicy>,
     pub(crate) response: Arc<ResponsePolicy>,
 }
@@ -211,6 +212,7 @@ impl Provider {
     pub fn generic() -> Self {
         Provider {
             name: Cow::Borrowed("generic"),
+            pkce: false,
             request: Arc::new(RequestPolicy {
                 client_auth: ClientAuth::Body,
                 grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
@@ -349,6 +351,7 @@ impl Provider {
     pub fn salesforce() -> Self {
         Provider::generic()
             .named("salesforce")
+            .pkce(true)
             .expires_in(ExpiresIn::default_secs(5400))
             .pack(PackFormat::salesforce())
             .answer_format(AnswerFormat::Json)
@@ -514,6 +517,23 @@ impl Provider {
         self
     }
 
+    /// Whether the authorization middleman should make its own PKCE pair (S256) toward this
+    /// upstream when Alexa sends none; see [`Provider::wants_pkce`]. On in the Salesforce
+    /// preset, off in the others.
+    pub fn pkce(mut self, on: bool) -> Self {
+        self.pkce = on;
+        self
+    }
+
+    /// Whether this upstream wants PKCE from the bridge: Salesforce's External Client Apps can
+    /// require it (apps that partners distribute must), and Salesforce accepts it from every
+    /// client, so the Salesforce preset says yes. The `bridge` example's `--pkce`/`--no-pkce`
+    /// override it; [`AuthorizeRedirectBuilder::pkce`](crate::authorize::AuthorizeRedirectBuilder::pkce)
+    /// is where it takes effect.
+    pub fn wants_pkce(&self) -> bool {
+        self.pkce
+    }
+
     /// The `expires_in` policy in force.
     pub fn expires_in_policy(&self) -> ExpiresIn {
         self.response.expires_in
@@ -542,6 +562,7 @@ impl fmt::Debug for Provider {
         let response = &*self.response;
         f.debug_struct("Provider")
             .field("name", &self.name)
+            .field("pkce", &self.pkce)
             .field("client_auth", &request.client_auth)
             .field("grant_types", &request.grant_types)
             .field("request_body_limit", &request.body_limit)
@@ -582,6 +603,16 @@ mod tests {
             ["instance_url"]
         );
         assert_eq!(p.client_auth_policy(), ClientAuth::Body);
+    }
+
+    #[test]
+    fn only_the_salesforce_preset_wants_pkce_by_default() {
+        assert!(Provider::salesforce().wants_pkce());
+        for name in ["generic", "github", "slack"] {
+            assert!(!Provider::by_name(name).unwrap().wants_pkce(), "{name}");
+        }
+        assert!(Provider::github().pkce(true).wants_pkce());
+        assert!(!Provider::salesforce().pkce(false).wants_pkce());
     }
 
     #[test]

@@ -35,7 +35,10 @@
 //!
 //! Wire format (version 1): `base64url(0x01 ‖ nonce[24] ‖ ciphertext ‖ tag[16])`, where the
 //! plaintext is the expiry (Unix seconds, 8 bytes big-endian) followed by the payload as JSON,
-//! and the associated data is the version byte followed by [`SealedPayload::PURPOSE`].
+//! and the associated data is the version byte followed by [`SealedPayload::PURPOSE`] and, when
+//! the sealer is bound to a deployment ([`StateSealer::bind_to_deployment`]), a zero byte and
+//! the deployment's name. Bridges that share a key but serve different deployments (another
+//! public URL, another upstream) therefore cannot open each other's seals.
 
 use std::fmt;
 use std::sync::Arc;
@@ -45,6 +48,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -210,8 +214,34 @@ impl std::error::Error for OpenError {}
 #[derive(Clone)]
 pub struct StateSealer {
     ciphers: Arc<[XChaCha20Poly1305]>,
+    /// Per key, in the same order: a key for deriving secrets (never used to encrypt) and a
+    /// short public hint naming the key, so a derivation can be redone after a rotation.
+    derivation: Arc<[(u32, [u8; 32])]>,
+    /// The deployment every seal is bound to (empty: unbound).
+    deployment: Arc<[u8]>,
     lifetime: Duration,
     max_len: usize,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The derivation key and the hint of a state key: both HMACs of the key over fixed labels, so
+/// neither reveals the key nor the other, and neither is ever the encryption key itself.
+fn derivation_of(key: &StateKey) -> (u32, [u8; 32]) {
+    let derivation = hmac(&key.0, &[b"account-link-bridge/derivation-key/v1"]);
+    let hint = hmac(&key.0, &[b"account-link-bridge/key-hint/v1"]);
+    (
+        u32::from_be_bytes([hint[0], hint[1], hint[2], hint[3]]),
+        derivation,
+    )
 }
 
 impl StateSealer {
@@ -222,15 +252,19 @@ impl StateSealer {
 
     /// A sealer with these keys: the first seals, all open (newest first).
     pub fn new(keys: impl IntoIterator<Item = StateKey>) -> Result<Self, KeyError> {
-        let ciphers: Vec<_> = keys
-            .into_iter()
-            .map(|key| XChaCha20Poly1305::new(&key.0.into()))
-            .collect();
-        if ciphers.is_empty() {
+        let keys: Vec<StateKey> = keys.into_iter().collect();
+        if keys.is_empty() {
             return Err(KeyError::NoKey);
         }
+        let ciphers: Vec<_> = keys
+            .iter()
+            .map(|key| XChaCha20Poly1305::new(&key.0.into()))
+            .collect();
+        let derivation: Vec<_> = keys.iter().map(derivation_of).collect();
         Ok(StateSealer {
             ciphers: ciphers.into(),
+            derivation: derivation.into(),
+            deployment: Arc::from(&[][..]),
             lifetime: Self::DEFAULT_LIFETIME,
             max_len: Self::DEFAULT_MAX_LEN,
         })
@@ -267,6 +301,53 @@ impl StateSealer {
         self
     }
 
+    /// Binds every seal to a deployment: `deployment` (e.g. the bridge's public URL and its
+    /// upstream token URL) becomes part of the associated data, so a string sealed by a bridge
+    /// of another deployment does not open here even when both share a key
+    /// ([`OpenError::Tampered`]). Replicas of one deployment must bind to the same name.
+    /// [`AuthorizeRedirectBuilder::build`](crate::authorize::AuthorizeRedirectBuilder::build)
+    /// binds its sealer this way.
+    pub fn bind_to_deployment(mut self, deployment: impl AsRef<[u8]>) -> Self {
+        self.deployment = Arc::from(deployment.as_ref());
+        self
+    }
+
+    /// Whether [`StateSealer::bind_to_deployment`] bound this sealer.
+    pub fn is_bound(&self) -> bool {
+        !self.deployment.is_empty()
+    }
+
+    /// A secret only holders of the sealing key can compute: HMAC-SHA256, under a key derived
+    /// from the first (sealing) key, over `label`, the deployment and `nonce`. Returns the
+    /// hint of the key used, to give [`StateSealer::rederive_secret`] later.
+    pub(crate) fn derive_secret(&self, label: &str, nonce: &[u8]) -> (u32, [u8; 32]) {
+        let (hint, key) = &self.derivation[0];
+        (*hint, self.derive_with(key, label, nonce))
+    }
+
+    /// The secret [`StateSealer::derive_secret`] gave under the key named by `hint`, if this
+    /// sealer still holds that key.
+    pub(crate) fn rederive_secret(&self, hint: u32, label: &str, nonce: &[u8]) -> Option<[u8; 32]> {
+        self.derivation
+            .iter()
+            .find(|(h, _)| *h == hint)
+            .map(|(_, key)| self.derive_with(key, label, nonce))
+    }
+
+    fn derive_with(&self, key: &[u8; 32], label: &str, nonce: &[u8]) -> [u8; 32] {
+        let deployment_len = (self.deployment.len() as u64).to_be_bytes();
+        hmac(
+            key,
+            &[
+                label.as_bytes(),
+                &[0],
+                &deployment_len,
+                &self.deployment,
+                nonce,
+            ],
+        )
+    }
+
     /// The lifetime used by [`StateSealer::seal`].
     pub fn default_lifetime(&self) -> Duration {
         self.lifetime
@@ -294,7 +375,7 @@ impl StateSealer {
         serde_json::to_writer(&mut plaintext, payload).expect("a SealedPayload serializes to JSON");
         let mut nonce = [0; NONCE_LEN];
         fill_random(&mut nonce);
-        let aad = associated_data::<T>();
+        let aad = self.associated_data::<T>();
         let ciphertext = self.ciphers[0]
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -313,10 +394,18 @@ impl StateSealer {
 
     /// Opens a string sealed as `T` by a sealer holding one of this sealer's keys.
     pub fn open<T: SealedPayload>(&self, sealed: &str) -> Result<T, OpenError> {
+        self.open_at(sealed, unix_now()).map(|(payload, _)| payload)
+    }
+
+    /// Opens like [`StateSealer::open`] and also returns the expiry (Unix seconds).
+    pub(crate) fn open_with_expiry<T: SealedPayload>(
+        &self,
+        sealed: &str,
+    ) -> Result<(T, u64), OpenError> {
         self.open_at(sealed, unix_now())
     }
 
-    fn open_at<T: SealedPayload>(&self, sealed: &str, now: u64) -> Result<T, OpenError> {
+    fn open_at<T: SealedPayload>(&self, sealed: &str, now: u64) -> Result<(T, u64), OpenError> {
         if sealed.len() > self.max_len {
             return Err(OpenError::TooLarge);
         }
@@ -327,7 +416,7 @@ impl StateSealer {
             return Err(OpenError::Malformed);
         }
         let (nonce, ciphertext) = bytes[1..].split_at(NONCE_LEN);
-        let aad = associated_data::<T>();
+        let aad = self.associated_data::<T>();
         let plaintext = self
             .ciphers
             .iter()
@@ -351,7 +440,20 @@ impl StateSealer {
         if now >= expiry {
             return Err(OpenError::Expired);
         }
-        serde_json::from_slice(payload).map_err(|_| OpenError::Malformed)
+        let payload = serde_json::from_slice(payload).map_err(|_| OpenError::Malformed)?;
+        Ok((payload, expiry))
+    }
+
+    fn associated_data<T: SealedPayload>(&self) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(2 + T::PURPOSE.len() + self.deployment.len());
+        aad.push(VERSION);
+        aad.extend_from_slice(T::PURPOSE.as_bytes());
+        // A purpose is text without NUL, so the zero byte separates it from the deployment.
+        if !self.deployment.is_empty() {
+            aad.push(0);
+            aad.extend_from_slice(&self.deployment);
+        }
+        aad
     }
 }
 
@@ -361,15 +463,9 @@ impl fmt::Debug for StateSealer {
             .field("keys", &self.ciphers.len())
             .field("lifetime", &self.lifetime)
             .field("max_len", &self.max_len)
+            .field("bound_to_deployment", &self.is_bound())
             .finish()
     }
-}
-
-fn associated_data<T: SealedPayload>() -> Vec<u8> {
-    let mut aad = Vec::with_capacity(1 + T::PURPOSE.len());
-    aad.push(VERSION);
-    aad.extend_from_slice(T::PURPOSE.as_bytes());
-    aad
 }
 
 fn unix_now() -> u64 {
@@ -451,8 +547,11 @@ mod tests {
     fn an_expired_seal_is_refused() {
         let s = sealer(1);
         let sealed = s.seal_with_expiry(&note(), 1_000);
-        assert_eq!(s.open_at::<Note>(&sealed, 999), Ok(note()));
-        assert_eq!(s.open_at::<Note>(&sealed, 1_000), Err(OpenError::Expired));
+        assert_eq!(s.open_at::<Note>(&sealed, 999).map(|(n, _)| n), Ok(note()));
+        assert_eq!(
+            s.open_at::<Note>(&sealed, 1_000).map(|(n, _)| n),
+            Err(OpenError::Expired)
+        );
         let zero = sealer(1).lifetime(Duration::ZERO);
         assert_eq!(
             zero.open::<Note>(&zero.seal(&note())),
@@ -525,6 +624,47 @@ mod tests {
     }
 
     #[test]
+    fn a_seal_of_another_deployment_does_not_open_even_with_the_same_key() {
+        let here = sealer(1).bind_to_deployment("https://a.example/callback\nhttps://up/token");
+        let there = sealer(1).bind_to_deployment("https://b.example/callback\nhttps://up/token");
+        let sealed = here.seal(&note());
+        assert_eq!(here.open::<Note>(&sealed), Ok(note()));
+        assert_eq!(there.open::<Note>(&sealed), Err(OpenError::Tampered));
+        assert_eq!(sealer(1).open::<Note>(&sealed), Err(OpenError::Tampered));
+        assert_eq!(
+            here.open::<Note>(&sealer(1).seal(&note())),
+            Err(OpenError::Tampered)
+        );
+    }
+
+    #[test]
+    fn derived_secrets_are_redone_by_the_key_hint_after_a_rotation() {
+        let old = sealer(1).bind_to_deployment("d");
+        let (hint, secret) = old.derive_secret("pkce", b"nonce");
+        assert_eq!(old.derive_secret("pkce", b"nonce"), (hint, secret));
+        assert_ne!(old.derive_secret("pkce", b"other").1, secret);
+        assert_ne!(old.derive_secret("other", b"nonce").1, secret);
+        // After a rotation the old key still redoes it; another deployment or key does not.
+        let rotated = StateSealer::new([key(2), key(1)])
+            .unwrap()
+            .bind_to_deployment("d");
+        assert_ne!(rotated.derive_secret("pkce", b"nonce").0, hint);
+        assert_eq!(
+            rotated.rederive_secret(hint, "pkce", b"nonce"),
+            Some(secret)
+        );
+        assert_ne!(
+            sealer(1)
+                .bind_to_deployment("e")
+                .rederive_secret(hint, "pkce", b"nonce"),
+            Some(secret)
+        );
+        assert_eq!(sealer(3).rederive_secret(hint, "pkce", b"nonce"), None);
+        // The secret is not the key, nor the hint a part of it.
+        assert_ne!(secret, [1u8; 32]);
+    }
+
+    #[test]
     fn random_sealers_do_not_open_each_others_seals() {
         let a = StateSealer::random();
         let b = StateSealer::random();
@@ -568,7 +708,7 @@ mod tests {
         fn an_expired_seal_never_opens(note in notes(), expiry in 0u64..u64::MAX / 2, late in 0u64..1_000_000) {
             let s = sealer(4);
             let sealed = s.seal_with_expiry(&note, expiry);
-            prop_assert_eq!(s.open_at::<Note>(&sealed, expiry + late), Err(OpenError::Expired));
+            prop_assert_eq!(s.open_at::<Note>(&sealed, expiry + late).map(|(n, _)| n), Err(OpenError::Expired));
         }
 
         #[test]

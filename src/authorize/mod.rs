@@ -59,6 +59,7 @@ mod code;
 mod implicit;
 mod redirect;
 mod service;
+mod single_use;
 
 use std::fmt;
 use std::sync::Arc;
@@ -67,11 +68,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use tower_service::Service;
-use url::Url;
+use url::{Host, Url};
 
 pub use self::code::SealedCodeOpener;
-pub use self::redirect::{AlexaRedirects, RedirectRefusal, ALEXA_REDIRECT_HOSTS};
+pub use self::redirect::{
+    AlexaRedirects, RedirectRefusal, ALEXA_REDIRECT_HOSTS, IMPLICIT_STATUS_PATH,
+};
 pub use self::service::{AuthorizeRedirect, ResponseFuture};
+pub use self::single_use::{Claim, ClaimError, ClaimFuture, MemoryNonceCache, NonceCache};
 
 use self::implicit::{ServiceTokenCall, TokenCall};
 use crate::body::FullBody;
@@ -100,6 +104,12 @@ pub enum BuildError {
     InvalidPublicUrl,
     /// An extra redirect URL is not an absolute URL without query or fragment.
     InvalidRedirectUrl,
+    /// The upstream token URL is not an absolute http(s) URL.
+    InvalidUpstreamTokenUrl,
+    /// An extra redirect host is not a plain DNS name (no wildcard, IP address or port).
+    InvalidRedirectHost,
+    /// A vendor id is empty or not made of ASCII letters and digits.
+    InvalidVendorId,
 }
 
 impl fmt::Display for BuildError {
@@ -115,6 +125,15 @@ impl fmt::Display for BuildError {
             }
             BuildError::InvalidRedirectUrl => {
                 "an extra redirect URL is not an absolute URL without query or fragment"
+            }
+            BuildError::InvalidUpstreamTokenUrl => {
+                "the upstream token URL is not an absolute http(s) URL"
+            }
+            BuildError::InvalidRedirectHost => {
+                "an extra redirect host is not a plain DNS name (no wildcard, address or port)"
+            }
+            BuildError::InvalidVendorId => {
+                "a vendor id is empty or not made of ASCII letters and digits"
             }
         })
     }
@@ -134,6 +153,8 @@ pub(crate) struct Config {
     pub(crate) pkce: bool,
     pub(crate) code_lifetime: Duration,
     pub(crate) token_service: Option<Arc<dyn TokenCall>>,
+    pub(crate) nonce_cache: Arc<dyn NonceCache>,
+    pub(crate) refuse_plain_codes: bool,
 }
 
 impl Config {
@@ -156,9 +177,14 @@ pub struct AuthorizeRedirectBuilder {
     public_url: Option<String>,
     sealer: Option<StateSealer>,
     extra_redirects: Vec<String>,
+    extra_hosts: Vec<String>,
+    vendor_ids: Option<Vec<String>>,
+    upstream_token_url: Option<String>,
     pkce: bool,
     code_lifetime: Option<Duration>,
     token_service: Option<Arc<dyn TokenCall>>,
+    nonce_cache: Option<Arc<dyn NonceCache>>,
+    refuse_plain_codes: bool,
 }
 
 impl AuthorizeRedirectBuilder {
@@ -211,10 +237,54 @@ impl AuthorizeRedirectBuilder {
         self
     }
 
+    /// Also treats this host as one of Alexa's redirect hosts (e.g. `skills-store.amazon.com`):
+    /// exact, no wildcard; see [`AlexaRedirects::allow_host`].
+    pub fn allow_redirect_host(mut self, host: impl Into<String>) -> Self {
+        self.extra_hosts.push(host.into());
+        self
+    }
+
+    /// Pins the Alexa skills served: only redirect URLs with exactly these vendor ids pass
+    /// (case-sensitive). Without a pin any Alexa skill can send its users through this bridge
+    /// and receive their codes (or, in implicit mode, tokens); see
+    /// [`AlexaRedirects::vendor_ids`].
+    pub fn alexa_vendor_ids<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.vendor_ids = Some(ids.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The upstream's token endpoint. Together with the public URL it names the deployment
+    /// every state and code is sealed for, so a bridge of another deployment sharing the key
+    /// cannot open them. Recommended; without it only the public URL is bound.
+    pub fn upstream_token_url(mut self, url: impl Into<String>) -> Self {
+        self.upstream_token_url = Some(url.into());
+        self
+    }
+
     /// PKCE mode: when Alexa sends no `code_challenge`, the bridge makes its own S256 pair
-    /// toward the upstream and keeps the verifier sealed until the token request.
+    /// toward the upstream. The verifier is derived from the state key and a random id the
+    /// state and code carry, so it never travels in them. Implicit mode always does this.
+    /// [`Provider::wants_pkce`](crate::Provider::wants_pkce) says whether a preset wants it.
     pub fn pkce(mut self, on: bool) -> Self {
         self.pkce = on;
+        self
+    }
+
+    /// Where used states are recorded so each is accepted once at `/callback`. Default: a
+    /// [`MemoryNonceCache`] of this process.
+    pub fn nonce_cache(mut self, cache: impl NonceCache) -> Self {
+        self.nonce_cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// Refuses codes the bridge did not seal at the token endpoint; see
+    /// [`SealedCodeOpener::refuse_plain_codes`]. Off by default.
+    pub fn refuse_plain_codes(mut self, on: bool) -> Self {
+        self.refuse_plain_codes = on;
         self
     }
 
@@ -260,7 +330,38 @@ impl AuthorizeRedirectBuilder {
             .ok_or(BuildError::InvalidPublicUrl)?;
         let path = format!("{}/callback", callback_url.path().trim_end_matches('/'));
         callback_url.set_path(&path);
-        let mut redirects = AlexaRedirects::new();
+        let upstream_token_url = match &self.upstream_token_url {
+            None => None,
+            Some(url) => Some(
+                Url::parse(url)
+                    .ok()
+                    .filter(is_http)
+                    .ok_or(BuildError::InvalidUpstreamTokenUrl)?,
+            ),
+        };
+        let mut redirects =
+            AlexaRedirects::new().implicit_status_page(self.token_service.is_some());
+        for host in &self.extra_hosts {
+            let plain = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                && matches!(Host::parse(host), Ok(Host::Domain(_)));
+            if !plain {
+                return Err(BuildError::InvalidRedirectHost);
+            }
+            redirects = redirects.allow_host(host.clone());
+        }
+        if let Some(ids) = &self.vendor_ids {
+            if ids.is_empty()
+                || ids
+                    .iter()
+                    .any(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()))
+            {
+                return Err(BuildError::InvalidVendorId);
+            }
+            redirects = redirects.vendor_ids(ids.iter().cloned());
+        }
         for extra in &self.extra_redirects {
             let url = Url::parse(extra)
                 .ok()
@@ -276,6 +377,12 @@ impl AuthorizeRedirectBuilder {
             );
             StateSealer::random()
         });
+        // States and codes of this deployment open only here (and on its replicas).
+        let deployment = format!(
+            "{callback_url}\n{}",
+            upstream_token_url.as_ref().map_or("", Url::as_str)
+        );
+        let sealer = sealer.bind_to_deployment(deployment);
         Ok(AuthorizeRedirect::from_config(Config {
             upstream_authorize_url,
             client_id: self.client_id,
@@ -287,6 +394,10 @@ impl AuthorizeRedirectBuilder {
             pkce: self.pkce,
             code_lifetime: self.code_lifetime.unwrap_or(Self::DEFAULT_CODE_LIFETIME),
             token_service: self.token_service,
+            nonce_cache: self
+                .nonce_cache
+                .unwrap_or_else(|| Arc::new(MemoryNonceCache::default())),
+            refuse_plain_codes: self.refuse_plain_codes,
         }))
     }
 }
@@ -308,9 +419,13 @@ impl fmt::Debug for AuthorizeRedirectBuilder {
             .field("public_url", &self.public_url)
             .field("sealer", &self.sealer)
             .field("extra_redirects", &self.extra_redirects)
+            .field("extra_hosts", &self.extra_hosts)
+            .field("vendor_ids", &self.vendor_ids)
+            .field("upstream_token_url", &self.upstream_token_url)
             .field("pkce", &self.pkce)
             .field("code_lifetime", &self.code_lifetime)
             .field("implicit", &self.token_service.is_some())
+            .field("refuse_plain_codes", &self.refuse_plain_codes)
             .finish()
     }
 }
@@ -334,6 +449,7 @@ impl fmt::Debug for Config {
             .field("pkce", &self.pkce)
             .field("code_lifetime", &self.code_lifetime)
             .field("grant_mode", &self.grant_mode())
+            .field("refuse_plain_codes", &self.refuse_plain_codes)
             .finish()
     }
 }

@@ -14,13 +14,15 @@ use http::header::{
     REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use sha2::{Digest, Sha256};
 use tower_service::Service;
 use url::Url;
 
-use super::code::{seal_code, AuthorizeState, SealedCode};
-use super::implicit::{token_request, truncate, TokenAnswer, TokenFuture};
-use super::{AuthorizeRedirectBuilder, Config, GrantMode, SealedCodeOpener};
+use super::code::{
+    bridge_verifier, rederive_verifier, s256, seal_code, AuthorizeState, SealedCode,
+};
+use super::implicit::{token_request, truncate, TokenAnswer};
+use super::single_use::Claim;
+use super::{AlexaRedirects, AuthorizeRedirectBuilder, Config, GrantMode, SealedCodeOpener};
 use crate::body::FullBody;
 use crate::diagnostics::{
     AuthorizeReport, AuthorizeRoute, AuthorizeVerdict, Fingerprint, StateVerdict,
@@ -72,9 +74,16 @@ impl AuthorizeRedirect {
         &self.config.sealer
     }
 
-    /// The token-endpoint hook that opens the codes this service hands out.
+    /// The redirect URLs this service accepts from Alexa.
+    pub fn redirects(&self) -> &AlexaRedirects {
+        &self.config.redirects
+    }
+
+    /// The token-endpoint hook that opens the codes this service hands out (with
+    /// [`AuthorizeRedirectBuilder::refuse_plain_codes`] applied).
     pub fn code_opener(&self) -> SealedCodeOpener {
         SealedCodeOpener::new(self.config.sealer.clone())
+            .refuse_plain_codes(self.config.refuse_plain_codes)
     }
 }
 
@@ -128,7 +137,7 @@ impl<B> Service<Request<B>> for AuthorizeRedirect {
             Route::Authorize => {
                 ResponseFuture::ready(authorize(config, &params, &mut report)).with_report(report)
             }
-            Route::Callback => callback(config, &params, &mut report).with_report(report),
+            Route::Callback => callback(config, params, report),
         }
     }
 }
@@ -169,9 +178,13 @@ fn authorize(config: &Config, params: &Params, report: &mut AuthorizeReport) -> 
     let Ok(raw_redirect) = params.single("redirect_uri") else {
         return refused(report, "redirect_uri is repeated");
     };
-    let alexa_redirect = match config.redirects.check(raw_redirect.unwrap_or("")) {
+    let raw_redirect = raw_redirect.unwrap_or("");
+    let alexa_redirect = match config.redirects.check(raw_redirect) {
         Ok(url) => url,
-        Err(refusal) => return refused(report, refusal.reason()),
+        Err(refusal) => {
+            report.accepted_redirects = Some(config.redirects.accepted().join(" "));
+            return refused(report, refusal.reason());
+        }
     };
     report.redirect(&alexa_redirect);
     let alexa_state = match params.single("state") {
@@ -214,23 +227,44 @@ fn authorize(config: &Config, params: &Params, report: &mut AuthorizeReport) -> 
     let scope = config.scope.as_deref().or(scope);
     // In implicit mode Alexa never redeems a code, so its challenge could not be answered.
     let alexa_challenge = challenge.filter(|_| mode == GrantMode::Code);
-    let (challenge, method, verifier) = match alexa_challenge {
-        Some(challenge) => (Some(challenge.to_owned()), method, None),
-        None if config.pkce => {
-            let verifier = new_verifier();
-            (Some(s256(&verifier)), Some("S256"), Some(verifier))
+    if let Some(challenge) = alexa_challenge {
+        // RFC 9700 §2.1.1: S256 only. `plain` (also the default when no method is named, RFC
+        // 7636 §4.3) protects nothing once the challenge has been seen, so it is refused.
+        if method != Some("S256") {
+            return fail(
+                ErrorCode::INVALID_REQUEST,
+                "code_challenge_method must be S256",
+            );
         }
-        None => (None, None, None),
+        if !is_s256_challenge(challenge) {
+            return fail(
+                ErrorCode::INVALID_REQUEST,
+                "code_challenge is not an S256 challenge",
+            );
+        }
+    }
+    let id = new_state_id();
+    let (challenge, pkce_key) = match alexa_challenge {
+        Some(challenge) => (Some(challenge.to_owned()), None),
+        // Implicit mode always makes the bridge's pair: without it an attacker holding a
+        // victim's upstream code and a state of his own could have it exchanged at /callback.
+        None if config.pkce || mode == GrantMode::Implicit => {
+            let (hint, verifier) = bridge_verifier(&config.sealer, &id);
+            (Some(s256(&verifier)), Some(hint))
+        }
+        None => (None, None),
     };
-    let pkce = match (&verifier, alexa_challenge) {
+    let pkce = match (pkce_key, alexa_challenge) {
         (Some(_), _) => "bridge",
         (None, Some(_)) => "alexa",
         (None, None) => "none",
     };
     let sealed = config.sealer.seal(&AuthorizeState {
         alexa_state: alexa_state.to_owned(),
-        alexa_redirect: alexa_redirect.to_string(),
-        verifier,
+        alexa_redirect: raw_redirect.to_owned(),
+        id,
+        pkce_key,
+        alexa_challenge: alexa_challenge.map(str::to_owned),
     });
     if sealed.len() > config.sealer.max_len_value() {
         return refused(report, "state is too long");
@@ -250,8 +284,8 @@ fn authorize(config: &Config, params: &Params, report: &mut AuthorizeReport) -> 
         if let Some(challenge) = &challenge {
             query.append_pair("code_challenge", challenge);
         }
-        if let Some(method) = method {
-            query.append_pair("code_challenge_method", method);
+        if challenge.is_some() {
+            query.append_pair("code_challenge_method", "S256");
         }
     }
     tracing::debug!(
@@ -267,32 +301,69 @@ fn authorize(config: &Config, params: &Params, report: &mut AuthorizeReport) -> 
     redirect(&upstream)
 }
 
-/// `GET /callback`: open the state, then hand Alexa a sealed code, the token, or the error.
-fn callback(config: &Config, params: &Params, report: &mut AuthorizeReport) -> ResponseFuture {
+/// `GET /callback`: open the state, claim it (single use), then hand Alexa a sealed code, the
+/// token, or the error.
+fn callback(config: &Arc<Config>, params: Params, mut report: AuthorizeReport) -> ResponseFuture {
+    let refuse = |mut report: AuthorizeReport, verdict, reason| {
+        report.state = Some(verdict);
+        ResponseFuture::ready(refused(&mut report, reason)).with_report(report)
+    };
     let sealed = match params.single("state") {
-        Err(Repeated) => {
-            report.state = Some(StateVerdict::Missing);
-            return ResponseFuture::ready(refused(report, "state is repeated"));
-        }
-        Ok(None) => {
-            report.state = Some(StateVerdict::Missing);
-            return ResponseFuture::ready(refused(report, "state is missing"));
-        }
+        Err(Repeated) => return refuse(report, StateVerdict::Missing, "state is repeated"),
+        Ok(None) => return refuse(report, StateVerdict::Missing, "state is missing"),
         Ok(Some(sealed)) => sealed,
     };
-    let state: AuthorizeState = match config.sealer.open(sealed) {
-        Ok(state) => state,
-        Err(error) => {
-            report.state = Some(StateVerdict::from(&error));
-            return ResponseFuture::ready(refused(report, error.reason()));
-        }
+    let (state, expiry): (AuthorizeState, u64) = match config.sealer.open_with_expiry(sealed) {
+        Ok(opened) => opened,
+        Err(error) => return refuse(report, StateVerdict::from(&error), error.reason()),
     };
-    let Ok(alexa_redirect) = Url::parse(&state.alexa_redirect) else {
-        report.state = Some(StateVerdict::Malformed);
-        return ResponseFuture::ready(refused(report, "the state is malformed"));
+    // Checked again: the allow-list (a vendor pin, say) may have changed since /authorize.
+    let Ok(alexa_redirect) = config.redirects.check(&state.alexa_redirect) else {
+        report.accepted_redirects = Some(config.redirects.accepted().join(" "));
+        return refuse(
+            report,
+            StateVerdict::Ok,
+            "the state's redirect_uri is no longer allowed",
+        );
     };
-    report.state = Some(StateVerdict::Ok);
     report.redirect(&alexa_redirect);
+    let claim = config.nonce_cache.claim(state.id.as_bytes(), expiry);
+    let config = Arc::clone(config);
+    // Boxed: /callback runs once per account link and waits on the nonce cache and, in
+    // implicit mode, on a token exchange; one allocation is nothing next to those.
+    ResponseFuture::pending(Box::pin(async move {
+        let response = match claim.await {
+            Ok(Claim::First) => {
+                report.state = Some(StateVerdict::Ok);
+                claimed(&config, &params, state, alexa_redirect, &mut report).await
+            }
+            Ok(Claim::Replayed) => {
+                report.state = Some(StateVerdict::Replayed);
+                refused(&mut report, "the state was already used")
+            }
+            Err(_) => {
+                report.state = Some(StateVerdict::Ok);
+                to_alexa_failure(
+                    &config,
+                    &alexa_redirect,
+                    &state.alexa_state,
+                    &mut report,
+                    "the bridge cannot check the state now",
+                )
+            }
+        };
+        (response, report)
+    }))
+}
+
+/// The part of `/callback` after the state was claimed.
+async fn claimed(
+    config: &Config,
+    params: &Params,
+    state: AuthorizeState,
+    alexa_redirect: Url,
+    report: &mut AuthorizeReport,
+) -> Response<FullBody> {
     let mode = config.grant_mode();
     let alexa_state = state.alexa_state.as_str();
     let (Ok(error), Ok(description), Ok(code)) = (
@@ -300,15 +371,13 @@ fn callback(config: &Config, params: &Params, report: &mut AuthorizeReport) -> R
         params.single("error_description"),
         params.single("code"),
     ) else {
-        debug_verdict("a parameter is repeated");
-        report.verdict(AuthorizeVerdict::ErrorToAlexa, "a parameter is repeated");
-        return ResponseFuture::ready(to_alexa_error(
-            mode,
+        return to_alexa_failure(
+            config,
             &alexa_redirect,
             alexa_state,
-            &ErrorCode::SERVER_ERROR,
-            Some("the authorization server repeated a parameter"),
-        ));
+            report,
+            "the authorization server repeated a parameter",
+        );
     };
     if let Some(error) = error {
         // Cleaned to RFC 6749's character set, then relayed (RFC 6749 §4.1.2.1).
@@ -323,27 +392,22 @@ fn callback(config: &Config, params: &Params, report: &mut AuthorizeReport) -> R
             AuthorizeVerdict::ErrorToAlexa,
             "the authorization server refused; relayed to Alexa",
         );
-        return ResponseFuture::ready(to_alexa_error(
+        return to_alexa_error(
             mode,
             &alexa_redirect,
             alexa_state,
             relayed.code(),
             relayed.description(),
-        ));
+        );
     }
     let Some(code) = code else {
-        debug_verdict("the authorization server sent no code");
-        report.verdict(
-            AuthorizeVerdict::ErrorToAlexa,
-            "the authorization server sent no code",
-        );
-        return ResponseFuture::ready(to_alexa_error(
-            mode,
+        return to_alexa_failure(
+            config,
             &alexa_redirect,
             alexa_state,
-            &ErrorCode::SERVER_ERROR,
-            Some("the authorization server sent no code"),
-        ));
+            report,
+            "the authorization server sent no code",
+        );
     };
     report.code = Some(Fingerprint::of(code));
     match &config.token_service {
@@ -354,10 +418,22 @@ fn callback(config: &Config, params: &Params, report: &mut AuthorizeReport) -> R
                     upstream_code: code.to_owned(),
                     callback_url: config.callback_url.to_string(),
                     alexa_redirect: state.alexa_redirect.clone(),
-                    verifier: state.verifier,
+                    id: state.id.clone(),
+                    pkce_key: state.pkce_key,
+                    alexa_challenge: state.alexa_challenge.clone(),
                 },
                 config.code_lifetime,
             );
+            // Alexa would get a code it could never redeem: say so now instead.
+            let Some(sealed_code) = sealed_code else {
+                return to_alexa_failure(
+                    config,
+                    &alexa_redirect,
+                    alexa_state,
+                    report,
+                    "the authorization server's code is too long to seal",
+                );
+            };
             let mut location = alexa_redirect;
             location
                 .query_pairs_mut()
@@ -368,19 +444,54 @@ fn callback(config: &Config, params: &Params, report: &mut AuthorizeReport) -> R
                 AuthorizeVerdict::CodeToAlexa,
                 "code sealed and sent to Alexa",
             );
-            ResponseFuture::ready(redirect(&location))
+            redirect(&location)
         }
         Some(token_service) => {
-            let answer = token_service.call(token_request(
-                code,
-                config.callback_url.as_str(),
-                config.client_id.as_deref(),
-                config.client_secret.as_deref(),
-                state.verifier.as_deref(),
-            ));
-            ResponseFuture::exchange(answer, alexa_redirect, state.alexa_state)
+            // Implicit mode always made the bridge's pair at /authorize.
+            let verifier = state
+                .pkce_key
+                .and_then(|hint| rederive_verifier(&config.sealer, hint, &state.id));
+            let Some(verifier) = verifier else {
+                return to_alexa_failure(
+                    config,
+                    &alexa_redirect,
+                    alexa_state,
+                    report,
+                    "the state was sealed with a key no longer held",
+                );
+            };
+            let answer = token_service
+                .call(token_request(
+                    code,
+                    config.callback_url.as_str(),
+                    config.client_id.as_deref(),
+                    config.client_secret.as_deref(),
+                    Some(&verifier),
+                ))
+                .await;
+            implicit_redirect(answer, alexa_redirect, alexa_state, Some(report))
         }
     }
+}
+
+/// A fault of the bridge or the upstream after the state was trusted: `server_error` to
+/// Alexa's redirect URL (never `invalid_grant`).
+fn to_alexa_failure(
+    config: &Config,
+    alexa_redirect: &Url,
+    alexa_state: &str,
+    report: &mut AuthorizeReport,
+    reason: &'static str,
+) -> Response<FullBody> {
+    debug_verdict(reason);
+    report.verdict(AuthorizeVerdict::ErrorToAlexa, reason);
+    to_alexa_error(
+        config.grant_mode(),
+        alexa_redirect,
+        alexa_state,
+        &ErrorCode::SERVER_ERROR,
+        Some(reason),
+    )
 }
 
 /// The implicit grant's redirect: the token or the error in the fragment.
@@ -458,16 +569,19 @@ fn to_alexa_error(
     redirect(&location)
 }
 
-/// A PKCE code verifier (RFC 7636 §4.1): 32 random bytes as 43 characters of base64url.
-fn new_verifier() -> String {
-    let mut bytes = [0; 32];
+/// A state's random id: 16 random bytes as 22 characters of base64url.
+fn new_state_id() -> String {
+    let mut bytes = [0; 16];
     fill_random(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The S256 code challenge of a verifier (RFC 7636 §4.2).
-fn s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+/// Whether `challenge` can be an S256 challenge: the base64url of 32 bytes, 43 characters.
+fn is_s256_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn debug_verdict(verdict: &str) {
@@ -528,20 +642,18 @@ fn page(status: StatusCode, title: &'static str, reason: &'static str) -> Respon
     response
 }
 
-/// The response future of [`AuthorizeRedirect`]: ready at once, except in implicit mode where
-/// `/callback` waits for the token exchange.
+/// The response future of [`AuthorizeRedirect`]: ready at once for `/authorize`; `/callback`
+/// waits for the nonce cache and, in implicit mode, for the token exchange.
 pub struct ResponseFuture {
     kind: Kind,
     report: Option<AuthorizeReport>,
 }
 
+type Pending = Pin<Box<dyn Future<Output = (Response<FullBody>, AuthorizeReport)> + Send>>;
+
 enum Kind {
     Ready(Option<Response<FullBody>>),
-    Exchange {
-        answer: TokenFuture,
-        alexa_redirect: Option<Url>,
-        alexa_state: String,
-    },
+    Pending(Pending),
 }
 
 impl ResponseFuture {
@@ -557,13 +669,9 @@ impl ResponseFuture {
         self
     }
 
-    fn exchange(answer: TokenFuture, alexa_redirect: Url, alexa_state: String) -> Self {
+    fn pending(future: Pending) -> Self {
         ResponseFuture {
-            kind: Kind::Exchange {
-                answer,
-                alexa_redirect: Some(alexa_redirect),
-                alexa_state,
-            },
+            kind: Kind::Pending(future),
             report: None,
         }
     }
@@ -580,19 +688,17 @@ impl Future for ResponseFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let mut response = match &mut this.kind {
-            Kind::Ready(response) => response.take().expect("polled after completion"),
-            Kind::Exchange {
-                answer,
-                alexa_redirect,
-                alexa_state,
-            } => {
-                let answer = std::task::ready!(answer.as_mut().poll(cx));
-                let alexa_redirect = alexa_redirect.take().expect("polled after completion");
-                implicit_redirect(answer, alexa_redirect, alexa_state, this.report.as_mut())
+        let (mut response, report) = match &mut this.kind {
+            Kind::Ready(response) => (
+                response.take().expect("polled after completion"),
+                this.report.take(),
+            ),
+            Kind::Pending(future) => {
+                let (response, report) = std::task::ready!(future.as_mut().poll(cx));
+                (response, Some(report))
             }
         };
-        if let Some(report) = this.report.take() {
+        if let Some(report) = report {
             response.extensions_mut().insert(report);
         }
         Poll::Ready(Ok(response))
@@ -677,7 +783,8 @@ mod tests {
         let state: AuthorizeState = s.sealer().open(&pairs[5].1).unwrap();
         assert_eq!(state.alexa_state, "S");
         assert_eq!(state.alexa_redirect, ALEXA);
-        assert!(state.verifier.is_none());
+        assert!(state.pkce_key.is_none());
+        assert!(state.alexa_challenge.is_none());
     }
 
     #[tokio::test]
@@ -767,6 +874,7 @@ mod tests {
             form_urlencoded::Serializer::new(String::new())
                 .append_pair("grant_type", "authorization_code")
                 .append_pair("code", &back[1].1)
+                .append_pair("redirect_uri", ALEXA)
                 .finish()
                 .as_bytes(),
         )
@@ -780,14 +888,129 @@ mod tests {
         assert_eq!(&s256(request.param("code_verifier").unwrap()), challenge);
     }
 
-    #[test]
-    fn s256_matches_rfc_7636_appendix_b() {
-        assert_eq!(
-            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    #[tokio::test]
+    async fn a_plain_or_unnamed_challenge_method_goes_back_to_alexa_as_invalid_request() {
+        let s = service(|b| b.client_id("id"));
+        let challenge = s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        for method in [Some("plain"), None, Some("s256"), Some("S512")] {
+            let mut pairs = vec![
+                ("state", "S"),
+                ("redirect_uri", ALEXA),
+                ("code_challenge", challenge.as_str()),
+            ];
+            if let Some(method) = method {
+                pairs.push(("code_challenge_method", method));
+            }
+            let url = location(&get(&s, &pairs, "/authorize").await);
+            assert_eq!(url.host_str(), Some("layla.amazon.com"), "{method:?}");
+            let back = query(&url);
+            assert_eq!(back[0], ("error".into(), "invalid_request".into()));
+            assert!(back[1].1.contains("S256"), "{method:?}");
+        }
+        // A challenge that cannot be an S256 one.
+        let url = location(
+            &get(
+                &s,
+                &[
+                    ("state", "S"),
+                    ("redirect_uri", ALEXA),
+                    ("code_challenge", "short"),
+                    ("code_challenge_method", "S256"),
+                ],
+                "/authorize",
+            )
+            .await,
         );
-        let verifier = new_verifier();
-        assert_eq!(verifier.len(), 43);
-        assert_ne!(verifier, new_verifier());
+        assert_eq!(query(&url)[0].1, "invalid_request");
+    }
+
+    #[tokio::test]
+    async fn alexas_challenge_is_sealed_and_passed_upstream() {
+        let s = service(|b| b.client_id("id").pkce(true));
+        let challenge = s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        let url = location(
+            &get(
+                &s,
+                &[
+                    ("state", "S"),
+                    ("redirect_uri", ALEXA),
+                    ("code_challenge", challenge.as_str()),
+                    ("code_challenge_method", "S256"),
+                ],
+                "/authorize",
+            )
+            .await,
+        );
+        let pairs = query(&url);
+        let find = |name: &str| pairs.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        assert_eq!(find("code_challenge"), challenge);
+        assert_eq!(find("code_challenge_method"), "S256");
+        let state: AuthorizeState = s.sealer().open(&find("state")).unwrap();
+        assert_eq!(state.alexa_challenge.as_deref(), Some(challenge.as_str()));
+        // Alexa's pair replaces the bridge's.
+        assert!(state.pkce_key.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_state_is_accepted_once_at_the_callback() {
+        let s = service(|b| b.client_id("id"));
+        let upstream =
+            location(&get(&s, &[("state", "S"), ("redirect_uri", ALEXA)], "/authorize").await);
+        let pairs = query(&upstream);
+        let sealed_state = &pairs.iter().find(|(n, _)| n == "state").unwrap().1;
+        let first = get(&s, &[("code", "UP"), ("state", sealed_state)], "/callback").await;
+        assert_eq!(location(&first).host_str(), Some("layla.amazon.com"));
+        let again = get(&s, &[("code", "UP"), ("state", sealed_state)], "/callback").await;
+        assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+        assert!(again.headers().get(LOCATION).is_none());
+        let report = again.extensions().get::<AuthorizeReport>().unwrap();
+        assert_eq!(report.state, Some(StateVerdict::Replayed));
+    }
+
+    #[tokio::test]
+    async fn an_upstream_code_too_long_to_seal_is_a_server_error_to_alexa() {
+        let s = service(|b| b.client_id("id"));
+        let upstream =
+            location(&get(&s, &[("state", "S"), ("redirect_uri", ALEXA)], "/authorize").await);
+        let pairs = query(&upstream);
+        let sealed_state = &pairs.iter().find(|(n, _)| n == "state").unwrap().1;
+        let long = "c".repeat(3500);
+        let back =
+            location(&get(&s, &[("code", &long), ("state", sealed_state)], "/callback").await);
+        let back = query(&back);
+        assert_eq!(back[0], ("error".into(), "server_error".into()));
+        assert!(!back.iter().any(|(n, _)| n == "code"));
+    }
+
+    #[tokio::test]
+    async fn a_state_whose_redirect_is_no_longer_allowed_is_refused_at_the_callback() {
+        let sealer = StateSealer::random();
+        let before = service(|b| b.sealer(sealer.clone()));
+        let upstream = location(
+            &get(
+                &before,
+                &[("state", "S"), ("redirect_uri", ALEXA), ("client_id", "a")],
+                "/authorize",
+            )
+            .await,
+        );
+        let pairs = query(&upstream);
+        let sealed_state = &pairs.iter().find(|(n, _)| n == "state").unwrap().1;
+        // The same deployment, now pinned to another skill.
+        let after = service(|b| b.sealer(sealer).alexa_vendor_ids(["M2OTHERSKILL00"]));
+        let answer = get(
+            &after,
+            &[("code", "UP"), ("state", sealed_state)],
+            "/callback",
+        )
+        .await;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        assert!(answer.headers().get(LOCATION).is_none());
+        let report = answer.extensions().get::<AuthorizeReport>().unwrap();
+        assert!(report
+            .accepted_redirects
+            .as_deref()
+            .unwrap()
+            .contains("/api/skill/link/{M2OTHERSKILL00}"));
     }
 }

@@ -64,6 +64,8 @@ pub enum StateVerdict {
     Expired,
     /// Longer than any state this bridge seals.
     TooLarge,
+    /// Genuine, but already used once: a state is accepted once.
+    Replayed,
 }
 
 impl StateVerdict {
@@ -76,6 +78,7 @@ impl StateVerdict {
             StateVerdict::TamperedOrWrongKey => "tampered_or_wrong_key",
             StateVerdict::Expired => "expired",
             StateVerdict::TooLarge => "too_large",
+            StateVerdict::Replayed => "replayed",
         }
     }
 }
@@ -113,6 +116,10 @@ pub struct AuthorizeReport {
     /// The fingerprint of the upstream's code relayed by `/callback`: the token route's trace
     /// shows the same fingerprint for `code` when Alexa redeems it.
     pub code: Option<Fingerprint>,
+    /// When Alexa's redirect URL was refused: the redirect URLs this bridge accepts, as
+    /// patterns (e.g. `https://{pitangui.amazon.com|...}/api/skill/link/{M2AAAAAAAAAAAA}`),
+    /// so the operator sees at once whether a vendor pin or a host is missing.
+    pub accepted_redirects: Option<String>,
 }
 
 impl AuthorizeReport {
@@ -126,15 +133,24 @@ impl AuthorizeReport {
             vendor_id: None,
             upstream_error: None,
             code: None,
+            accepted_redirects: None,
         }
     }
 
     /// Notes Alexa's (checked) redirect URL.
     pub(crate) fn redirect(&mut self, url: &Url) {
         self.redirect_host = url.host_str().map(str::to_owned);
-        self.vendor_id = url
-            .path_segments()
-            .and_then(|mut s| s.next_back())
+        // The link path ends in the vendor id; the implicit grant's page names it in the query.
+        let from_query = url
+            .query_pairs()
+            .find(|(name, _)| name == "vendorId")
+            .map(|(_, id)| id.into_owned());
+        self.vendor_id = from_query
+            .or_else(|| {
+                url.path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .map(str::to_owned)
+            })
             .filter(|s| !s.is_empty())
             .map(|s| s.chars().take(40).collect());
     }
@@ -159,6 +175,7 @@ impl AuthorizeReport {
             vendor_id = self.vendor_id.as_deref(),
             upstream_error = self.upstream_error.as_deref(),
             code = self.code.map(|c| c.to_string()).as_deref(),
+            accepted_redirects = self.accepted_redirects.as_deref(),
             bridge_ms = elapsed.as_secs_f64() * 1000.0,
             "authorize trace"
         );
