@@ -31,6 +31,22 @@ pub fn warnings(args: &Args, public_url: &str) -> Vec<String> {
             "the public URL {public_url} is not https: Alexa calls only https endpoints on port 443 with a certificate from an Amazon-approved authority; put the bridge behind TLS or pass --public-url https://..."
         ));
     }
+    if args.upstream_authorize_url.is_some() || args.upstream_token_url.is_none() {
+        if args.allow_any_alexa_skill {
+            warnings.push(
+                "--allow-any-alexa-skill: the redirect URL of any Alexa skill is accepted, so any other skill can send its users through this bridge to the upstream's login and receive their codes; pin yours with --alexa-vendor-id".into(),
+            );
+        } else if args.alexa_vendor_id.iter().all(|id| id.trim().is_empty()) {
+            warnings.push(
+                "no --alexa-vendor-id: the demo middleman accepts the redirect URL of any Alexa skill; with a real upstream the bridge refuses to start without a pin".into(),
+            );
+        }
+    }
+    if args.no_pkce && args.grant == crate::config::Grant::Implicit {
+        warnings.push(
+            "--no-pkce is ignored with --grant implicit: the bridge always makes its own PKCE pair there, so a stolen upstream code cannot be exchanged at /callback".into(),
+        );
+    }
     if let Some(cert) = &args.tls_cert {
         if let Some(warning) = certificate_warning(cert, std::time::SystemTime::now()) {
             warnings.push(warning);

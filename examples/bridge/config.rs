@@ -68,9 +68,38 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_MAX_CONCURRENT_EXCHANGES", default_value_t = 1024)]
     pub max_concurrent_exchanges: usize,
 
-    /// Make a PKCE pair (S256) toward the upstream when Alexa sends no code_challenge.
-    #[arg(long, env = "BRIDGE_PKCE")]
+    /// Make a PKCE pair (S256) toward the upstream when Alexa sends no code_challenge. On by
+    /// default with --provider salesforce (External Client Apps can require it); this turns it
+    /// on for any preset.
+    #[arg(long, env = "BRIDGE_PKCE", conflicts_with = "no_pkce")]
     pub pkce: bool,
+
+    /// Never make the bridge's own PKCE pair toward the upstream (Alexa's own still passes
+    /// through and is checked). Implicit mode keeps it on regardless.
+    #[arg(long, env = "BRIDGE_NO_PKCE")]
+    pub no_pkce: bool,
+
+    /// The vendor ids of the Alexa skills served, comma-separated: only
+    /// https://<Alexa host>/api/skill/link/<ID> for exactly these ids is accepted as
+    /// redirect_uri. Required with a real upstream, unless --allow-any-alexa-skill.
+    #[arg(long, env = "BRIDGE_ALEXA_VENDOR_ID", value_delimiter = ',')]
+    pub alexa_vendor_id: Vec<String>,
+
+    /// Accept the redirect URL of any Alexa skill (no vendor pin): any other skill could then
+    /// send its users through this bridge to your upstream's login and receive their codes.
+    #[arg(long, env = "BRIDGE_ALLOW_ANY_ALEXA_SKILL")]
+    pub allow_any_alexa_skill: bool,
+
+    /// Also accept this host as an Alexa redirect host (e.g. skills-store.amazon.com); exact,
+    /// no wildcards; repeat or comma-separate for several.
+    #[arg(long, env = "BRIDGE_ALEXA_REDIRECT_HOST", value_delimiter = ',')]
+    pub alexa_redirect_host: Vec<String>,
+
+    /// At POST /token, refuse authorization codes the middleman did not issue. Off by default:
+    /// app-to-app linking and links begun before the middleman was on bring codes minted
+    /// elsewhere.
+    #[arg(long, env = "BRIDGE_REFUSE_PLAIN_CODES")]
+    pub refuse_plain_codes: bool,
 
     /// The grant served to Alexa: code, or implicit (the bridge exchanges the code itself and
     /// answers the token in the URL fragment, for a code-only upstream).
@@ -173,6 +202,16 @@ pub struct Endpoints {
     pub authorize_url: Option<String>,
 }
 
+/// Whether the middleman makes its own PKCE pair toward the upstream: `--pkce` and `--no-pkce`
+/// win, otherwise the provider preset says (on for Salesforce).
+pub fn pkce_toward_upstream(args: &Args, provider: &Provider) -> bool {
+    if args.no_pkce {
+        false
+    } else {
+        args.pkce || provider.wants_pkce()
+    }
+}
+
 /// Builds the bridge's routes from the configuration. `public_url` is the bridge's external
 /// base URL (from `--public-url` or the listening address).
 pub fn build_bridge(
@@ -200,6 +239,23 @@ pub fn build_bridge(
             Bridge::new(provider, upstream).max_concurrent_exchanges(args.max_concurrent_exchanges)
         );
     };
+    let vendor_ids: Vec<&str> = args
+        .alexa_vendor_id
+        .iter()
+        .map(|id| id.trim())
+        .filter(|id| !id.is_empty())
+        .collect();
+    // A real upstream's users must not be reachable from any other skill; the embedded demo
+    // (no --upstream-token-url) accepts any skill so the quick start works (with a warning).
+    if vendor_ids.is_empty() && !args.allow_any_alexa_skill && args.upstream_token_url.is_some() {
+        return Err(
+            "the authorization middleman needs --alexa-vendor-id ID[,ID] (the vendor id at the \
+             end of the skill's Alexa redirect URLs, https://pitangui.amazon.com/api/skill/link/<ID>): \
+             without it any Alexa skill could send its users through this bridge and receive \
+             their codes; pass --allow-any-alexa-skill to accept that"
+                .into(),
+        );
+    }
     let sealer = match &args.state_key {
         Some(keys) => {
             StateSealer::from_base64_keys(keys).map_err(|e| format!("--state-key: {e}"))?
@@ -215,7 +271,15 @@ pub fn build_bridge(
         .upstream_authorize_url(authorize_url.clone())
         .public_url(public_url.to_string())
         .sealer(sealer)
-        .pkce(args.pkce);
+        .upstream_token_url(endpoints.token_url.to_string())
+        .pkce(pkce_toward_upstream(args, &provider))
+        .refuse_plain_codes(args.refuse_plain_codes);
+    if !vendor_ids.is_empty() {
+        builder = builder.alexa_vendor_ids(vendor_ids);
+    }
+    for host in &args.alexa_redirect_host {
+        builder = builder.allow_redirect_host(host.trim());
+    }
     if args.grant == Grant::Implicit {
         builder =
             builder.implicit(TokenExchangeLayer::new(provider.clone()).layer(upstream.clone()));
@@ -223,6 +287,10 @@ pub fn build_bridge(
     let authorize = builder
         .build()
         .map_err(|e| format!("authorization middleman: {e}"))?;
+    tracing::info!(
+        accepted = %authorize.redirects().accepted().join(" "),
+        "Alexa redirect URLs accepted"
+    );
     Ok(Bridge::with_authorize(provider, upstream, authorize)
         .max_concurrent_exchanges(args.max_concurrent_exchanges))
 }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use account_link_bridge::authorize::AlexaRedirects;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{FullBody, OAuthError, Provider};
 use clap::Parser;
@@ -53,6 +54,23 @@ pub struct DoctorArgs {
     /// How long one probe may take, in seconds (longer than Alexa's 4.5 s, to measure).
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+
+    /// The vendor ids the bridge is (or would be) pinned to, comma-separated; the report shows
+    /// the redirect URLs the bridge then accepts from Alexa.
+    #[arg(long, env = "BRIDGE_ALEXA_VENDOR_ID", value_delimiter = ',')]
+    pub alexa_vendor_id: Vec<String>,
+
+    /// Extra Alexa redirect hosts the bridge is (or would be) configured with.
+    #[arg(long, env = "BRIDGE_ALEXA_REDIRECT_HOST", value_delimiter = ',')]
+    pub alexa_redirect_host: Vec<String>,
+
+    /// Whether the bridge's own PKCE pair is forced on (as the bridge's --pkce).
+    #[arg(long, env = "BRIDGE_PKCE", conflicts_with = "no_pkce")]
+    pub pkce: bool,
+
+    /// Whether the bridge's own PKCE pair is turned off (as the bridge's --no-pkce).
+    #[arg(long, env = "BRIDGE_NO_PKCE")]
+    pub no_pkce: bool,
 
     /// Print the report as JSON.
     #[arg(long)]
@@ -145,6 +163,10 @@ pub struct Report {
     pub suggested_provider: &'static str,
     /// Settings on top of the preset, as library calls, when no preset fits as it is.
     pub custom_settings: Vec<String>,
+    /// The redirect URLs the bridge accepts from Alexa, as patterns.
+    pub alexa_redirects: Vec<String>,
+    /// Whether the bridge makes its own PKCE pair toward the upstream, and why.
+    pub pkce: String,
     /// Everything that would break Alexa with the configured provider.
     pub problems: Vec<String>,
     /// Whether Alexa can link through this upstream at all.
@@ -546,8 +568,36 @@ fn judge(
     } else {
         None
     };
+    let mut redirects = AlexaRedirects::new();
+    for host in args
+        .alexa_redirect_host
+        .iter()
+        .map(|h| h.trim())
+        .filter(|h| !h.is_empty())
+    {
+        redirects = redirects.allow_host(host);
+    }
+    let vendor_ids: Vec<&str> = args
+        .alexa_vendor_id
+        .iter()
+        .map(|id| id.trim())
+        .filter(|id| !id.is_empty())
+        .collect();
+    if !vendor_ids.is_empty() {
+        redirects = redirects.vendor_ids(vendor_ids);
+    }
+    let mut alexa_redirects = redirects.accepted();
+    if redirects.pinned_vendor_ids().is_none() {
+        alexa_redirects.push(
+            "(no vendor pin: any Alexa skill; pass --alexa-vendor-id, the id at the end of the skill's redirect URLs)"
+                .into(),
+        );
+    }
+    let pkce = pkce_verdict(args, configured);
     Report {
         token_url: url.to_string(),
+        alexa_redirects,
+        pkce,
         probes,
         accept_json,
         errors_as_200,
@@ -561,6 +611,18 @@ fn judge(
         problems,
         usable: unusable_because.is_none(),
         unusable_because,
+    }
+}
+
+/// Whether the bridge would make its own PKCE pair, in words an operator can act on.
+fn pkce_verdict(args: &DoctorArgs, configured: &Provider) -> String {
+    let salesforce = configured.name() == "salesforce";
+    let on = !args.no_pkce && (args.pkce || configured.wants_pkce());
+    match (on, salesforce) {
+        (true, true) => "on (Salesforce preset): works with External Client Apps that require PKCE, and with Connected Apps of older orgs, which accept it".into(),
+        (true, false) => "on (--pkce): the upstream must accept code_challenge and code_verifier".into(),
+        (false, true) => "off (--no-pkce): an External Client App that requires PKCE refuses every link; turn it back on unless the app does not accept PKCE".into(),
+        (false, false) => format!("off (--provider {} does not ask for it; --pkce turns it on)", configured.name()),
     }
 }
 
@@ -630,6 +692,7 @@ impl Report {
                     .unwrap_or_else(|| "not checked (no --upstream-authorize-url)".into()),
             ),
             ("credentials", self.credentials.to_string()),
+            ("PKCE toward upstream", self.pkce.clone()),
             (
                 "suggested provider",
                 format!("--provider {}", self.suggested_provider),
@@ -637,6 +700,10 @@ impl Report {
         ];
         for (name, value) in rows {
             let _ = writeln!(out, "{name:<26} {value}");
+        }
+        for (i, accepted) in self.alexa_redirects.iter().enumerate() {
+            let name = if i == 0 { "Alexa redirect URLs" } else { "" };
+            let _ = writeln!(out, "{name:<26} {accepted}");
         }
         if !self.custom_settings.is_empty() {
             let _ = writeln!(
