@@ -50,6 +50,10 @@ struct Grant {
 struct UpstreamState {
     grants: Arc<Mutex<HashMap<String, Grant>>>,
     token_requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    /// An upstream that ignores PKCE: issues and redeems codes without looking at it.
+    ignores_pkce: bool,
+    /// Codes this many characters longer than usual (some upstreams issue 1.5 KB codes).
+    code_padding: usize,
 }
 
 async fn upstream_authorize(
@@ -66,7 +70,11 @@ async fn upstream_authorize(
         return found(&back);
     }
     let mut grants = state.grants.lock().unwrap();
-    let code = format!("aPrxUpstreamCode{}", grants.len());
+    let code = format!(
+        "aPrxUpstreamCode{}{}",
+        grants.len(),
+        "x".repeat(state.code_padding)
+    );
     grants.insert(
         code.clone(),
         Grant {
@@ -109,7 +117,11 @@ async fn upstream_token(
     if form.get("redirect_uri") != Some(&grant.redirect_uri) {
         return token_error("redirect_uri mismatch");
     }
-    if let Some(challenge) = &grant.code_challenge {
+    if let Some(challenge) = grant
+        .code_challenge
+        .as_ref()
+        .filter(|_| !state.ignores_pkce)
+    {
         let Some(verifier) = form.get("code_verifier") else {
             return token_error("missing code_verifier");
         };
@@ -144,6 +156,10 @@ impl UpstreamServer {
         format!("http://{}/services/oauth2/token", self.addr)
     }
 
+    fn token_calls(&self) -> usize {
+        self.state.token_requests.lock().unwrap().len()
+    }
+
     fn last_token_request(&self) -> HashMap<String, String> {
         self.state
             .token_requests
@@ -163,7 +179,10 @@ async fn serve(app: Router) -> SocketAddr {
 }
 
 async fn start_upstream() -> UpstreamServer {
-    let state = UpstreamState::default();
+    start_upstream_with(UpstreamState::default()).await
+}
+
+async fn start_upstream_with(state: UpstreamState) -> UpstreamServer {
     let app = Router::new()
         .route("/services/oauth2/authorize", get(upstream_authorize))
         .route("/services/oauth2/token", post(upstream_token))
@@ -184,6 +203,9 @@ struct Options {
     implicit: bool,
     /// The public URL, when the bridge is one replica behind a shared address.
     public_url: Option<String>,
+    /// The vendor ids pinned, if any.
+    vendor_ids: Option<Vec<&'static str>>,
+    refuse_plain_codes: bool,
 }
 
 impl Default for Options {
@@ -193,6 +215,8 @@ impl Default for Options {
             pkce: false,
             implicit: false,
             public_url: None,
+            vendor_ids: None,
+            refuse_plain_codes: false,
         }
     }
 }
@@ -228,7 +252,12 @@ async fn start_bridge(upstream: &UpstreamServer, options: Options) -> Bridge {
                 .unwrap_or_else(|| format!("http://{addr}/")),
         )
         .sealer(options.sealer.clone())
+        .upstream_token_url(upstream.token_url())
+        .refuse_plain_codes(options.refuse_plain_codes)
         .pkce(options.pkce);
+    if let Some(ids) = &options.vendor_ids {
+        builder = builder.alexa_vendor_ids(ids.iter().copied());
+    }
     if options.implicit {
         builder = builder
             .client_secret("bridge-secret")
@@ -430,10 +459,12 @@ async fn alexas_own_pkce_challenge_passes_through_and_its_verifier_is_checked() 
     assert_eq!(asked["code_challenge_method"], "S256");
     let code = query_of(&to_alexa)["code"].clone();
 
-    // Without Alexa's verifier the upstream refuses (the bridge made none).
+    // Without Alexa's verifier the bridge itself refuses, before any upstream call.
+    let calls = upstream.token_calls();
     let refused = redeem(&bridge, &code).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
-    assert!(refused.body.contains("missing code_verifier"));
+    assert!(refused.body.contains("code_verifier is missing"));
+    assert_eq!(upstream.token_calls(), calls);
 
     // A fresh flow, redeemed with the verifier.
     let (_, to_alexa) = browse(&bridge, &bridge, &pairs).await;
@@ -655,6 +686,7 @@ async fn tampered_expired_foreign_and_oversized_states_are_refused_without_redir
         &upstream,
         Options {
             sealer: StateSealer::new([key(1)]).unwrap().lifetime(Duration::ZERO),
+            public_url: Some(bridge.url("")),
             ..Options::default()
         },
     )
@@ -726,6 +758,18 @@ async fn open_redirect_attempts_are_refused_without_redirect() {
         "https://layla.amazon.com.evil.com/api/skill/link/M2A",
         "https://alexa.amazon.co.jp.evil.com/api/skill/link/M2A",
         "HTTPS://EVIL.COM/api/skill/link/M2A",
+        // Shapes of recent redirect-check bypasses (Keycloak 2024-2026).
+        "https://pitangui.amazon.com/api/skill/link/..;/..;/evil",
+        "https://a@b@pitangui.amazon.com/api/skill/link/M2AAAAAAAAAAAA",
+        "https://pitangui.amazon.com/api/skill/link/../link/M2AAAAAAAAAAAA",
+        "https://pitangui.amazon.com/api/skill/link/%2e%2e/link/M2AAAAAAAAAAAA",
+        "https://pitangui.amazon.com/api/skill/link/M2AAAAAAAAAAAA;jsessionid=x",
+        "https://pitangui.amazon.com//api/skill/link/M2AAAAAAAAAAAA",
+        "https://pitangui.amazon.com/api/skill/link//M2AAAAAAAAAAAA",
+        "https://pitangui.amazon.com/api%2fskill%2flink/M2AAAAAAAAAAAA",
+        "https://:@pitangui.amazon.com/api/skill/link/M2AAAAAAAAAAAA",
+        "https://pitangui.amazon.com:80/api/skill/link/M2AAAAAAAAAAAA",
+        "https://pitangui%2eamazon.com/api/skill/link/M2AAAAAAAAAAAA",
         "",
     ];
     for attempt in attempts {
@@ -755,12 +799,8 @@ async fn open_redirect_attempts_are_refused_without_redirect() {
     get_url(&repeated)
         .await
         .assert_refused_without_redirect("redirect_uri is repeated");
-    // The three Alexa hosts pass.
-    for host in [
-        "pitangui.amazon.com",
-        "layla.amazon.com",
-        "alexa.amazon.co.jp",
-    ] {
+    // The four Alexa hosts pass.
+    for host in account_link_bridge::authorize::ALEXA_REDIRECT_HOSTS {
         let redirect = format!("https://{host}/api/skill/link/M2AAAAAAAAAAAA");
         let url = bridge.authorize_url(&[("state", "s"), ("redirect_uri", &redirect)]);
         assert_eq!(get_url(&url).await.status, 302, "{host}");
@@ -814,4 +854,358 @@ async fn other_paths_are_not_found_and_other_methods_not_allowed() {
     let answer = post_form(&bridge.url("/authorize"), &[("state", "s")]).await;
     assert_eq!(answer.status, 405);
     assert_eq!(answer.headers["allow"], "GET, HEAD");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alexa's contract today (issue 13) and the hardening (issue 14).
+
+async fn redeem_with(bridge: &Bridge, code: &str, extra: &[(&str, &str)]) -> Answer {
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("client_id", "alexa-skill"),
+        ("client_secret", "alexa-secret"),
+    ];
+    pairs.extend_from_slice(extra);
+    post_form(&bridge.url("/token"), &pairs).await
+}
+
+fn oauth_error(answer: &Answer) -> String {
+    let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    json["error"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_user_sent_through_each_of_alexas_four_hosts_links() {
+    let upstream = start_upstream().await;
+    let bridge = start_bridge(
+        &upstream,
+        Options {
+            vendor_ids: Some(vec!["M2AAAAAAAAAAAA"]),
+            ..Options::default()
+        },
+    )
+    .await;
+    for host in account_link_bridge::authorize::ALEXA_REDIRECT_HOSTS {
+        let redirect = format!("https://{host}/api/skill/link/M2AAAAAAAAAAAA");
+        let pairs = [
+            ("state", ALEXA_STATE),
+            ("redirect_uri", redirect.as_str()),
+            ("response_type", "code"),
+            ("client_id", "alexa-skill"),
+        ];
+        let (_, to_alexa) = browse(&bridge, &bridge, &pairs).await;
+        assert_eq!(to_alexa.host_str(), Some(host));
+        let code = query_of(&to_alexa)["code"].clone();
+        let answer = redeem_with(&bridge, &code, &[("redirect_uri", &redirect)]).await;
+        assert_salesforce_token(&answer);
+    }
+}
+
+#[tokio::test]
+async fn with_a_vendor_pin_no_other_skill_can_use_the_bridge() {
+    let upstream = start_upstream().await;
+    let bridge = start_bridge(
+        &upstream,
+        Options {
+            vendor_ids: Some(vec!["M2AAAAAAAAAAAA", "M3BBBBBBBBBBBB"]),
+            ..Options::default()
+        },
+    )
+    .await;
+    let attempt = |redirect: &'static str| {
+        bridge.authorize_url(&[
+            ("state", ALEXA_STATE),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("client_id", "alexa-skill"),
+        ])
+    };
+    for other in [
+        "https://pitangui.amazon.com/api/skill/link/M2OTHERSKILL00",
+        "https://alexa.amazon.com/api/skill/link/m2aaaaaaaaaaaa",
+        "https://layla.amazon.com/api/skill/link/M2AAAAAAAAAAA",
+    ] {
+        get_url(&attempt(other))
+            .await
+            .assert_refused_without_redirect("an Alexa skill this bridge does not serve");
+    }
+    for pinned in [
+        "https://pitangui.amazon.com/api/skill/link/M2AAAAAAAAAAAA",
+        "https://alexa.amazon.com/api/skill/link/M3BBBBBBBBBBBB",
+    ] {
+        assert_eq!(get_url(&attempt(pinned)).await.status, 302, "{pinned}");
+    }
+    assert_eq!(upstream.token_calls(), 0);
+}
+
+#[tokio::test]
+async fn implicit_mode_answers_the_status_page_with_its_query_and_the_token_in_the_fragment() {
+    let upstream = start_upstream().await;
+    let bridge = start_bridge(
+        &upstream,
+        Options {
+            implicit: true,
+            vendor_ids: Some(vec!["M2AAAAAAAAAAAA"]),
+            ..Options::default()
+        },
+    )
+    .await;
+    let page =
+        "https://pitangui.amazon.com/spa/skill/account-linking-status.html?vendorId=M2AAAAAAAAAAAA";
+    let pairs = [
+        ("state", ALEXA_STATE),
+        ("redirect_uri", page),
+        ("response_type", "token"),
+        ("client_id", "alexa-skill"),
+    ];
+    let (to_upstream, to_alexa) = browse(&bridge, &bridge, &pairs).await;
+    // The bridge's own PKCE toward the upstream, always, in implicit mode.
+    assert_eq!(query_of(&to_upstream)["code_challenge_method"], "S256");
+    assert!(upstream.last_token_request().contains_key("code_verifier"));
+    assert_eq!(to_alexa.as_str().split('#').next().unwrap(), page);
+    assert_eq!(to_alexa.query(), Some("vendorId=M2AAAAAAAAAAAA"));
+    let fragment = fragment_of(&to_alexa);
+    assert_eq!(fragment["state"], ALEXA_STATE);
+    assert!(PackedToken::unpack(&fragment["access_token"]).is_ok());
+    // Another skill's page, a second parameter, or the page in another shape: refused.
+    for refused in [
+        "https://pitangui.amazon.com/spa/skill/account-linking-status.html?vendorId=M2OTHERSKILL00",
+        "https://pitangui.amazon.com/spa/skill/account-linking-status.html?vendorId=M2AAAAAAAAAAAA&next=x",
+        "https://pitangui.amazon.com/spa/skill/account-linking-status.html?vendorId=M2AAAAAAAAAAAA&vendorId=M2AAAAAAAAAAAA",
+        "https://pitangui.amazon.com/spa/skill/other.html?vendorId=M2AAAAAAAAAAAA",
+        "https://pitangui.amazon.com/api/skill/link/M2AAAAAAAAAAAA?vendorId=M2AAAAAAAAAAAA",
+    ] {
+        let url = bridge.authorize_url(&[("state", "s"), ("redirect_uri", refused)]);
+        let answer = get_url(&url).await;
+        assert_eq!(answer.status, 400, "{refused}");
+        assert!(answer.headers.get("location").is_none(), "{refused}");
+    }
+}
+
+#[tokio::test]
+async fn the_code_grant_refuses_the_implicit_status_page() {
+    let upstream = start_upstream().await;
+    let bridge = start_bridge(&upstream, Options::default()).await;
+    let page =
+        "https://pitangui.amazon.com/spa/skill/account-linking-status.html?vendorId=M2AAAAAAAAAAAA";
+    get_url(&bridge.authorize_url(&[("state", "s"), ("redirect_uri", page)]))
+        .await
+        .assert_refused_without_redirect("must not have a query");
+}
+
+#[tokio::test]
+async fn a_replayed_implicit_state_is_refused_with_a_single_upstream_call() {
+    let upstream = start_upstream().await;
+    let bridge = start_bridge(
+        &upstream,
+        Options {
+            implicit: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let pairs = [
+        ("state", ALEXA_STATE),
+        ("redirect_uri", ALEXA_REDIRECT),
+        ("response_type", "token"),
+    ];
+    let to_upstream = get_url(&bridge.authorize_url(&pairs)).await.location();
+    let back = get_url(to_upstream.as_str()).await.location();
+    let callback = bridge.url(&format!("/callback?{}", back.query().unwrap()));
+    let first = get_url(&callback).await.location();
+    assert!(fragment_of(&first).contains_key("access_token"));
+    for _ in 0..4 {
+        get_url(&callback)
+            .await
+            .assert_refused_without_redirect("the state was already used");
+    }
+    assert_eq!(upstream.token_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_state_is_accepted_once_in_code_mode_too() {
+    let upstream = start_upstream().await;
+    let bridge = start_bridge(&upstream, Options::default()).await;
+    let state = sealed_state_from(&bridge).await;
+    assert_eq!(callback_with_state(&bridge, &state).await.status, 302);
+    callback_with_state(&bridge, &state)
+        .await
+        .assert_refused_without_redirect("the state was already used");
+}
+
+/// A flow through a bridge in front of an upstream that ignores PKCE; returns the sealed code.
+async fn code_from(bridge: &Bridge, extra: &[(&str, &str)]) -> String {
+    let (_, to_alexa) = browse(bridge, bridge, &alexa_authorize(extra)).await;
+    query_of(&to_alexa)["code"].clone()
+}
+
+#[tokio::test]
+async fn the_bridge_checks_alexas_pkce_itself_against_an_upstream_that_ignores_it() {
+    let upstream = start_upstream_with(UpstreamState {
+        ignores_pkce: true,
+        ..UpstreamState::default()
+    })
+    .await;
+    let bridge = start_bridge(&upstream, Options::default()).await;
+    let verifier = "alexa-verifier-0123456789-0123456789-0123456789";
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let with_challenge = [
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let redirect = ("redirect_uri", ALEXA_REDIRECT);
+    // Each refusal is the bridge's own, before any upstream call.
+    let cases: [(&[(&str, &str)], &[(&str, &str)], &str); 3] = [
+        (&with_challenge, &[redirect], "code_verifier is missing"),
+        (
+            &with_challenge,
+            &[
+                redirect,
+                ("code_verifier", "not-the-verifier-0123456789-0123456789-01"),
+            ],
+            "does not match",
+        ),
+        (
+            &[],
+            &[redirect, ("code_verifier", verifier)],
+            "issued without code_challenge",
+        ),
+    ];
+    for (at_authorize, at_token, says) in cases {
+        let code = code_from(&bridge, at_authorize).await;
+        let answer = redeem_with(&bridge, &code, at_token).await;
+        assert_eq!(answer.status, 400, "{says}: {}", answer.body);
+        assert_eq!(oauth_error(&answer), "invalid_grant");
+        assert!(answer.body.contains(says), "{says}: {}", answer.body);
+        assert_eq!(upstream.token_calls(), 0, "{says}");
+    }
+    let code = code_from(&bridge, &with_challenge).await;
+    let answer = redeem_with(&bridge, &code, &[redirect, ("code_verifier", verifier)]).await;
+    assert_salesforce_token(&answer);
+}
+
+#[tokio::test]
+async fn plain_challenge_method_goes_back_to_alexa_as_invalid_request() {
+    let upstream = start_upstream().await;
+    let bridge = start_bridge(&upstream, Options::default()).await;
+    let pairs = alexa_authorize(&[
+        (
+            "code_challenge",
+            "alexa-verifier-0123456789-0123456789-0123456789",
+        ),
+        ("code_challenge_method", "plain"),
+    ]);
+    let to_alexa = get_url(&bridge.authorize_url(&pairs)).await.location();
+    assert_eq!(to_alexa.as_str().split('?').next().unwrap(), ALEXA_REDIRECT);
+    let back = query_of(&to_alexa);
+    assert_eq!(back["error"], "invalid_request");
+    assert_eq!(back["state"], ALEXA_STATE);
+}
+
+#[tokio::test]
+async fn a_sealed_code_without_its_redirect_uri_is_refused() {
+    let upstream = start_upstream().await;
+    let bridge = start_bridge(&upstream, Options::default()).await;
+    let code = code_from(&bridge, &[]).await;
+    let missing = redeem_with(&bridge, &code, &[]).await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(oauth_error(&missing), "invalid_grant");
+    assert!(missing.body.contains("redirect_uri is missing"));
+    let other = redeem_with(
+        &bridge,
+        &code,
+        &[(
+            "redirect_uri",
+            "https://layla.amazon.com/api/skill/link/M2AAAAAAAAAAAA",
+        )],
+    )
+    .await;
+    assert_eq!(oauth_error(&other), "invalid_grant");
+    assert_eq!(upstream.token_calls(), 0);
+    // The same code with its redirect_uri still links.
+    assert_salesforce_token(&redeem(&bridge, &code).await);
+}
+
+#[tokio::test]
+async fn a_seal_from_another_deployment_sharing_the_key_is_refused() {
+    let upstream = start_upstream().await;
+    let other_upstream = start_upstream().await;
+    let bridge = start_bridge(&upstream, Options::default()).await;
+    // Same key and public URL, another upstream: another deployment.
+    let other = start_bridge(
+        &other_upstream,
+        Options {
+            public_url: Some(bridge.url("")),
+            ..Options::default()
+        },
+    )
+    .await;
+    let state = sealed_state_from(&bridge).await;
+    callback_with_state(&other, &state)
+        .await
+        .assert_refused_without_redirect("altered or sealed with another key");
+    let code = code_from(&bridge, &[]).await;
+    let answer = redeem(&other, &code).await;
+    assert_eq!(oauth_error(&answer), "invalid_grant");
+    assert_eq!(other_upstream.token_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_1_5_kb_upstream_code_links_end_to_end() {
+    let upstream = start_upstream_with(UpstreamState {
+        code_padding: 1500,
+        ..UpstreamState::default()
+    })
+    .await;
+    let bridge = start_bridge(
+        &upstream,
+        Options {
+            pkce: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let code = code_from(&bridge, &[]).await;
+    assert!(code.len() > 2048, "{}", code.len());
+    assert!(code.len() <= 4096, "{}", code.len());
+    assert_salesforce_token(&redeem(&bridge, &code).await);
+    assert!(upstream.last_token_request()["code"].len() > 1500);
+}
+
+#[tokio::test]
+async fn an_upstream_code_too_long_to_seal_is_a_server_error_to_alexa() {
+    let upstream = start_upstream_with(UpstreamState {
+        code_padding: 3500,
+        ..UpstreamState::default()
+    })
+    .await;
+    let bridge = start_bridge(&upstream, Options::default()).await;
+    let (_, to_alexa) = browse(&bridge, &bridge, &alexa_authorize(&[])).await;
+    let back = query_of(&to_alexa);
+    assert_eq!(back["error"], "server_error");
+    assert_eq!(back["state"], ALEXA_STATE);
+    assert!(!back.contains_key("code"));
+}
+
+#[tokio::test]
+async fn plain_codes_are_refused_only_when_asked() {
+    let upstream = start_upstream().await;
+    let strict = start_bridge(
+        &upstream,
+        Options {
+            refuse_plain_codes: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let answer = redeem(&strict, "aPrxUpstreamCode0").await;
+    assert_eq!(oauth_error(&answer), "invalid_grant");
+    assert!(answer.body.contains("not issued by this bridge"));
+    assert_eq!(upstream.token_calls(), 0);
+    // By default a plain code goes to the upstream, which judges it.
+    let lenient = start_bridge(&upstream, Options::default()).await;
+    let answer = redeem(&lenient, "aPrxUpstreamCode0").await;
+    assert_eq!(oauth_error(&answer), "invalid_grant");
+    assert_eq!(upstream.token_calls(), 1);
 }
