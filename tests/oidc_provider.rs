@@ -35,6 +35,11 @@ impl Drop for Node {
 }
 
 fn install_oidc_provider(dir: &Path) {
+    // The tests of this file run in parallel; one `npm ci` at a time (it empties node_modules).
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if dir.join("node_modules").join("oidc-provider").exists() {
         return;
     }
@@ -166,6 +171,17 @@ fn query(url: &str) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alexas_whole_flow_links_through_the_bridge_against_oidc_provider() {
+    whole_flow(Provider::generic(), true).await;
+}
+
+/// oidc-provider requires PKCE (`pkce.required` in server.mjs), as Salesforce External Client
+/// Apps can: the Salesforce preset's own PKCE setting, with no `.pkce(true)`, must link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_salesforce_preset_without_pkce_option_links_against_a_server_requiring_pkce() {
+    whole_flow(Provider::salesforce(), false).await;
+}
+
+async fn whole_flow(provider: Provider, force_pkce: bool) {
     let oidc_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -181,11 +197,13 @@ async fn alexas_whole_flow_links_through_the_bridge_against_oidc_provider() {
         .client_id("alexa-bridge")
         .public_url(bridge_url.clone())
         .sealer(StateSealer::random())
-        .pkce(true)
+        .upstream_token_url(format!("{oidc}/token"))
+        .alexa_vendor_ids(["M3BVP74N95SP1F"])
+        .pkce(force_pkce || provider.wants_pkce())
         .build()
         .unwrap();
     let bridge = Bridge::with_authorize(
-        Provider::generic(),
+        provider,
         Upstream::new(format!("{oidc}/token").parse().unwrap()).timeout(Duration::from_secs(4)),
         authorize,
     );
@@ -291,6 +309,7 @@ async fn alexas_whole_flow_links_through_the_bridge_against_oidc_provider() {
     let replay = serde_urlencoded::to_string([
         ("grant_type", "authorization_code"),
         ("code", back["code"].as_str()),
+        ("redirect_uri", ALEXA),
         ("client_id", "alexa-bridge"),
         ("client_secret", CLIENT_SECRET),
     ])
