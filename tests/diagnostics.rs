@@ -485,7 +485,13 @@ async fn authorize_and_callback_records_follow_the_code_to_the_token_exchange() 
     assert_eq!(report.state, Some(StateVerdict::Ok));
     assert_eq!(report.upstream_error.as_deref(), Some("access_denied"));
 
-    // The code: relayed sealed, fingerprinted, and the same fingerprint at /token.
+    // The code: relayed sealed, fingerprinted, and the same fingerprint at /token. A state is
+    // accepted once, so this is a second flow.
+    let again = get(
+        "/authorize?state=alexa-state&client_id=alexa&response_type=code&redirect_uri=https%3A%2F%2Fpitangui.amazon.com%2Fapi%2Fskill%2Flink%2FM2VENDOR42".into(),
+    )
+    .await;
+    let sealed_state = query(&location(&again), "state");
     let response = get(format!("/callback?code={CODE}&state={sealed_state}")).await;
     assert_eq!(response.status(), 302);
     let report = response
@@ -501,6 +507,10 @@ async fn authorize_and_callback_records_follow_the_code_to_the_token_exchange() 
     let form = serde_urlencoded::to_string([
         ("grant_type", "authorization_code"),
         ("code", sealed_code.as_str()),
+        (
+            "redirect_uri",
+            "https://pitangui.amazon.com/api/skill/link/M2VENDOR42",
+        ),
         ("client_id", "alexa"),
         ("client_secret", SECRET),
     ])
@@ -522,12 +532,19 @@ async fn authorize_and_callback_records_follow_the_code_to_the_token_exchange() 
         .collect();
     assert_eq!(
         routes,
-        ["authorize", "callback", "callback", "callback", "token"]
+        [
+            "authorize",
+            "callback",
+            "callback",
+            "authorize",
+            "callback",
+            "token"
+        ]
     );
     assert_eq!(traces[1]["state"], "tampered_or_wrong_key");
     assert_eq!(traces[2]["upstream_error"], "access_denied");
-    assert_eq!(traces[3]["code"], Fingerprint::of(CODE).to_string());
-    assert_eq!(traces[3]["vendor_id"], "M2VENDOR42");
+    assert_eq!(traces[4]["code"], Fingerprint::of(CODE).to_string());
+    assert_eq!(traces[4]["vendor_id"], "M2VENDOR42");
     assert_no_sentinel(&captured.text());
 }
 
