@@ -1056,7 +1056,8 @@ async fn the_bridge_checks_alexas_pkce_itself_against_an_upstream_that_ignores_i
     ];
     let redirect = ("redirect_uri", ALEXA_REDIRECT);
     // Each refusal is the bridge's own, before any upstream call.
-    let cases: [(&[(&str, &str)], &[(&str, &str)], &str); 3] = [
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Pairs, Pairs, &str); 3] = [
         (&with_challenge, &[redirect], "code_verifier is missing"),
         (
             &with_challenge,

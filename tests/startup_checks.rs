@@ -78,9 +78,9 @@ fn a_middleman_without_a_vendor_pin_is_warned_about_or_refused() {
         token_url: real.upstream_token_url.clone().unwrap(),
         authorize_url: real.upstream_authorize_url.clone(),
     };
-    let refused = config::build_bridge(&real, &endpoints, "https://bridge.example.com")
-        .err()
-        .expect("no pin, no start");
+    let Err(refused) = config::build_bridge(&real, &endpoints, "https://bridge.example.com") else {
+        panic!("no pin, no start");
+    };
     assert!(refused.contains("--alexa-vendor-id"), "{refused}");
     let mut allowed = real;
     allowed.allow_any_alexa_skill = true;
