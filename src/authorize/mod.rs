@@ -4,17 +4,21 @@
 //! `/authorize` or `/callback`; anything else is 404):
 //!
 //! - `GET /authorize?state=S&redirect_uri=R&client_id&response_type&scope[&code_challenge..]`:
-//!   `R` must be an Alexa redirect URL ([`AlexaRedirects`]); if it is not, or `S` is missing,
-//!   the answer is a 400 page and **no redirect**. Otherwise `S`, `R` and (in PKCE mode) a
-//!   verifier the bridge made are sealed into `T` ([`StateSealer`]) and the browser is sent
-//!   (302) to the upstream authorization URL with `state=T` and `redirect_uri=<public
-//!   URL>/callback`. Alexa's `code_challenge` passes through unchanged.
-//! - `GET /callback?code=C&state=T`: `T` is opened (tampered, expired, foreign or oversized: a
-//!   400 page, no redirect). An upstream `error` is relayed to `R` with Alexa's state
-//!   (RFC 6749 §4.1.2.1). Otherwise the browser goes back to `R?state=S&code=K`, where `K` is a
-//!   *sealed code* holding `C`, the callback URL the upstream bound `C` to, and the bridge's
-//!   PKCE verifier. In implicit mode ([`AuthorizeRedirectBuilder::implicit`]) the bridge
-//!   exchanges `C` itself and answers `R#state=S&access_token=..&token_type=Bearer&expires_in=..`.
+//!   `R` must be an Alexa redirect URL ([`AlexaRedirects`]: four hosts, the vendor pin when set,
+//!   normal form only); if it is not, or `S` is missing, the answer is a 400 page and **no
+//!   redirect**. Otherwise `S`, `R` as sent, a random id and Alexa's S256 `code_challenge` (or,
+//!   in PKCE mode, the hint of the key the bridge's own verifier is derived under) are sealed
+//!   into `T` ([`StateSealer`], bound to this deployment) and the browser is sent (302) to the
+//!   upstream authorization URL with `state=T` and `redirect_uri=<public URL>/callback`.
+//!   `plain` challenges are refused.
+//! - `GET /callback?code=C&state=T`: `T` is opened (tampered, expired, foreign, replayed or
+//!   oversized: a 400 page, no redirect) and accepted once ([`NonceCache`]); `R` is checked
+//!   again. An upstream `error` is relayed to `R` with Alexa's state (RFC 6749 §4.1.2.1).
+//!   Otherwise the browser goes back to `R?state=S&code=K`, where `K` is a *sealed code*
+//!   holding `C`, the callback URL the upstream bound `C` to, `R`, and the PKCE facts (never a
+//!   verifier). In implicit mode ([`AuthorizeRedirectBuilder::implicit`]) the bridge exchanges
+//!   `C` itself, always with its own PKCE verifier, and answers
+//!   `R#state=S&access_token=..&token_type=Bearer&expires_in=..`.
 //!
 //! At the token endpoint, [`SealedCodeOpener`] (a [`TokenRequestHook`](crate::TokenRequestHook))
 //! opens `K` again and puts back what the upstream expects. Nothing is stored server-side, so
