@@ -934,3 +934,62 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn the_exchange_trace_says_what_the_records_did() {
+    use account_link_bridge::diagnostics::{ExchangeTrace, Outcome};
+    let grant = Arc::new(Mutex::new(Grant::new(true)));
+    let g = grant.clone();
+    let upstream = tower::service_fn(move |request: Request<FullBody>| {
+        let grant = g.clone();
+        async move {
+            let form: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(request.body().as_bytes()).unwrap();
+            let (status, json) = grant.lock().unwrap().answer(&form);
+            let mut response = Response::new(FullBody::from(json));
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let service = TokenExchangeLayer::new(Provider::generic())
+        .refresh_records(records(MemoryStore::new(), Duration::from_secs(4)))
+        .layer(upstream);
+    let trace = |token: String| {
+        let service = service.clone();
+        async move {
+            let body = serde_urlencoded::to_string([
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+                ("client_id", "alexa"),
+                ("client_secret", CLIENT_SECRET),
+            ])
+            .unwrap();
+            let request = Request::post("/token")
+                .header(FORM.0, FORM.1)
+                .body(FullBody::from(body))
+                .unwrap();
+            let response = service.oneshot(request).await.unwrap();
+            let trace = ExchangeTrace::from_response(&response, Duration::from_millis(1));
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            (trace, json)
+        }
+    };
+    let r0 = grant.lock().unwrap().live.clone();
+    let (recorded, answer) = trace(r0.clone()).await;
+    assert_eq!(recorded.refresh, Some("refresh_recorded"));
+    assert_eq!(recorded.outcome, Outcome::Token);
+    let (replayed, _) = trace(r0.clone()).await;
+    assert_eq!(replayed.refresh, Some("refresh_replayed"));
+    assert_eq!(replayed.outcome, Outcome::Token);
+    assert_eq!(replayed.upstream_status, None);
+    trace(answer["refresh_token"].as_str().unwrap().to_string()).await;
+    let (refused, _) = trace(r0).await;
+    assert_eq!(refused.refresh, Some("refresh_replay_refused"));
+    assert_eq!(refused.outcome, Outcome::Refused);
+    assert_eq!(refused.answered_error.as_deref(), Some("invalid_grant"));
+    assert_eq!(refused.refresh_store_errors, 0);
+}
