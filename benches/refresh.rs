@@ -21,7 +21,7 @@ use account_link_bridge::refresh::{MemoryStore, RecordStore, RefreshRecords};
 use account_link_bridge::{FullBody, Provider, TokenExchangeLayer};
 use criterion::Criterion;
 use http::{Request, Response};
-use tower::{service_fn, Layer, Service, ServiceExt};
+use tower::{service_fn, Layer, ServiceExt};
 
 type Exchange = Box<
     dyn FnMut(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = u16> + Send>> + Send,
