@@ -17,6 +17,13 @@
 //! - `BRIDGE_LISTEN`, `BRIDGE_TLS_CERT` and `BRIDGE_TLS_KEY` have no meaning (Lambda serves
 //!   HTTPS in front of the function) and are refused.
 //!
+//! Refresh records (`BRIDGE_REFRESH_STORE`, `BRIDGE_REFRESH_GRACE`, see the `refresh` module)
+//! live in each instance's memory by default: a retry that reaches another instance, or an
+//! instance frozen before its upstream call finished, is not covered. Point
+//! `BRIDGE_REFRESH_STORE` at a Redis-protocol service the function can reach (ElastiCache or
+//! Valkey in the function's VPC, `rediss://` for TLS) and give every instance the same
+//! `BRIDGE_STATE_KEY`; build with `--features lambda,redis`.
+//!
 //! Logs go to stderr, which Lambda sends to CloudWatch; `RUST_LOG` filters them and
 //! `BRIDGE_LOG_FORMAT=json` makes them JSON lines. No secret, code or token is ever logged: the
 //! `lambda_runtime` target, which would log an unparsable event whole at TRACE, is held at DEBUG.

@@ -40,6 +40,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authorize::AuthorizeRedirect;
+use crate::refresh::RefreshRecords;
 use crate::upstream::Upstream;
 use crate::{
     FullBody, OAuthError, Provider, ResponseBody, RewriteReport, TokenExchange, TokenExchangeLayer,
@@ -85,6 +86,15 @@ impl Bridge {
             authorize: Some(authorize),
             ..Bridge::with_token_service(TokenExchangeLayer::new(provider).layer(upstream))
         }
+    }
+
+    /// Keeps refresh records on the token route (see [`refresh`](crate::refresh)). Give the
+    /// [`Upstream`] a timeout of at least [`RefreshRecords`]' completion timeout: with records,
+    /// Alexa's deadline is [`RefreshRecords::answer_deadline`], and the upstream call goes on
+    /// after it.
+    pub fn refresh_records(mut self, records: RefreshRecords) -> Self {
+        self.token.get_mut().set_records(Some(records));
+        self
     }
 }
 

@@ -17,6 +17,8 @@
 //!   Alexa's redirect URL, seals the round trip into the OAuth `state` with a [`StateSealer`]
 //!   (no server-side session), and hands Alexa a sealed code that [`SealedCodeOpener`] redeems
 //!   at the token endpoint;
+//! - [`refresh`] keeps refresh records, so that a lost, late, repeated or concurrent refresh
+//!   against an upstream that rotates refresh tokens never unlinks a user;
 //! - [`PackedToken::unpack`] is the exact inverse of the packing, for the skill, and
 //!   [`skill`] reads the token from Alexa's request envelopes (with an axum extractor behind
 //!   the `axum` feature).
@@ -83,6 +85,7 @@
 //! | `client` | yes | [`upstream`]: the upstream client service (hyper-util pooled client, rustls, pinned URL, timeout, transport failures as RFC 6749 JSON) |
 //! | `metrics` | no | counters and a histogram of exchanges, refusals, upstream latency and errors, and authorize verdicts through the [`metrics`](https://docs.rs/metrics) facade ([`diagnostics`]) |
 //! | `axum` | no | `skill::LinkedAccount`: an axum extractor that unpacks the linked account from an Alexa request, or answers the link-account card / smart home `ErrorResponse` |
+//! | `redis` | no | `refresh::RedisStore`: refresh records in Redis (Valkey, ElastiCache, any Redis-protocol service), shared by replicas and Lambda instances |
 //! | `lambda` | no | `lambda::LambdaService`: serves the bridge (or any service on `http::Request<FullBody>`) as an AWS Lambda function through `lambda_http`, behind API Gateway, a Function URL or an ALB |
 
 #![deny(missing_docs)]
@@ -101,6 +104,7 @@ mod exchange;
 pub mod lambda;
 mod pack;
 mod provider;
+pub mod refresh;
 pub mod skill;
 pub mod state;
 pub mod token_request;

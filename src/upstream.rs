@@ -7,7 +7,10 @@
 //! called never decides where a request goes. One call, including reading the whole answer (at
 //! most [`Upstream::answer_limit`] bytes), is bounded by [`Upstream::timeout`]: 4 s by default,
 //! because Alexa gives the whole token answer 4.5 s and should hear a JSON error rather than
-//! time out itself.
+//! time out itself. With [refresh records](crate::refresh) that deadline is the records'
+//! ([`RefreshRecords::answer_deadline`](crate::refresh::RefreshRecords::answer_deadline)) and
+//! this timeout bounds the call run to completion behind it (give it the records'
+//! completion timeout, 30 s), so that a late answer can still be kept.
 //!
 //! Failures become RFC 6749 JSON answers (with the [`OAuthError`] in the response extensions,
 //! which [`RewriteTokenResponse`](crate::RewriteTokenResponse) relays as they are):

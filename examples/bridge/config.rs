@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use account_link_bridge::authorize::AuthorizeRedirect;
 use account_link_bridge::bridge::Bridge;
+use account_link_bridge::refresh::{MemoryStore, RefreshRecords};
 use account_link_bridge::state::StateSealer;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{ExpiresIn, Provider, TokenExchangeLayer};
@@ -133,6 +134,29 @@ pub struct Args {
     /// Serve Prometheus metrics on GET /metrics.
     #[arg(long, env = "BRIDGE_METRICS")]
     pub metrics: bool,
+
+    /// Where refresh records live: memory (this process only), or redis://HOST:PORT[/DB] or
+    /// rediss://... (Redis, Valkey, ElastiCache: shared by replicas and Lambda instances, which
+    /// must then share --state-key). A record keeps the answer given to a refresh (or code), so
+    /// that a lost, late, repeated or concurrent refresh against an upstream that rotates
+    /// refresh tokens does not unlink the user.
+    #[arg(
+        long,
+        env = "BRIDGE_REFRESH_STORE",
+        default_value = "memory",
+        hide_env_values = true
+    )]
+    pub refresh_store: String,
+
+    /// Seconds a refresh token (or code) presented again gets the answer it already got, as
+    /// long as the refresh token that answer handed out is unused. Longer covers later retries
+    /// and lets a stolen old token get that answer for longer.
+    #[arg(long, env = "BRIDGE_REFRESH_GRACE", default_value_t = 300.0)]
+    pub refresh_grace: f64,
+
+    /// Keep no refresh records: every refresh goes upstream, bounded by --upstream-timeout.
+    #[arg(long, env = "BRIDGE_NO_REFRESH_RECORDS")]
+    pub no_refresh_records: bool,
 }
 
 /// The grant served to Alexa.
@@ -231,13 +255,25 @@ pub fn build_bridge(
     if !(args.upstream_timeout > 0.0 && args.upstream_timeout.is_finite()) {
         return Err("--upstream-timeout must be a positive number of seconds".into());
     }
+    let answer_deadline = Duration::from_secs_f64(args.upstream_timeout);
+    let records = refresh_records(args, answer_deadline)?;
+    // With records, --upstream-timeout is Alexa's deadline, applied by the records; the call
+    // itself runs on to the records' completion timeout so that its answer can be kept.
+    let call_timeout = match &records {
+        Some(_) => answer_deadline.max(RefreshRecords::DEFAULT_COMPLETION_TIMEOUT),
+        None => answer_deadline,
+    };
     let upstream = Upstream::try_new(endpoints.token_url.clone())
         .map_err(|e| e.to_string())?
-        .timeout(Duration::from_secs_f64(args.upstream_timeout));
+        .timeout(call_timeout);
+    let with_records = |bridge: Bridge| match &records {
+        Some(records) => bridge.refresh_records(records.clone()),
+        None => bridge,
+    };
     let Some(authorize_url) = &endpoints.authorize_url else {
-        return Ok(
-            Bridge::new(provider, upstream).max_concurrent_exchanges(args.max_concurrent_exchanges)
-        );
+        return Ok(with_records(
+            Bridge::new(provider, upstream).max_concurrent_exchanges(args.max_concurrent_exchanges),
+        ));
     };
     let vendor_ids: Vec<&str> = args
         .alexa_vendor_id
@@ -281,8 +317,8 @@ pub fn build_bridge(
         builder = builder.allow_redirect_host(host.trim());
     }
     if args.grant == Grant::Implicit {
-        builder =
-            builder.implicit(TokenExchangeLayer::new(provider.clone()).layer(upstream.clone()));
+        let upstream = upstream.clone().timeout(answer_deadline);
+        builder = builder.implicit(TokenExchangeLayer::new(provider.clone()).layer(upstream));
     }
     let authorize = builder
         .build()
@@ -291,6 +327,63 @@ pub fn build_bridge(
         accepted = %authorize.redirects().accepted().join(" "),
         "Alexa redirect URLs accepted"
     );
-    Ok(Bridge::with_authorize(provider, upstream, authorize)
-        .max_concurrent_exchanges(args.max_concurrent_exchanges))
+    Ok(with_records(
+        Bridge::with_authorize(provider, upstream, authorize)
+            .max_concurrent_exchanges(args.max_concurrent_exchanges),
+    ))
+}
+
+/// The refresh records the options ask for (`None` with --no-refresh-records), logged.
+fn refresh_records(
+    args: &Args,
+    answer_deadline: Duration,
+) -> Result<Option<RefreshRecords>, String> {
+    if args.no_refresh_records {
+        tracing::info!("refresh records off: every refresh goes upstream");
+        return Ok(None);
+    }
+    if !(args.refresh_grace > 0.0 && args.refresh_grace.is_finite()) {
+        return Err("--refresh-grace must be a positive number of seconds".into());
+    }
+    let spec = args.refresh_store.trim();
+    let records = if spec == "memory" {
+        RefreshRecords::new(MemoryStore::new())
+    } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        redis_records(spec)?
+    } else {
+        return Err(
+            "--refresh-store must be memory, redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB]"
+                .into(),
+        );
+    };
+    let records = match &args.state_key {
+        // Replicas sharing a store must name records alike: the index key derives from the
+        // state key they share (the newest one).
+        Some(keys) => records.index_key(keys.split(',').next().unwrap_or("").trim().as_bytes()),
+        None => {
+            if spec != "memory" {
+                tracing::warn!(
+                    "--refresh-store is shared but there is no --state-key: each process names records with its own random key, so replicas do not see each other's records"
+                );
+            }
+            records
+        }
+    };
+    let records = records
+        .grace(Duration::from_secs_f64(args.refresh_grace))
+        .answer_deadline(answer_deadline);
+    tracing::info!("{}", records.describe());
+    Ok(Some(records))
+}
+
+#[cfg(feature = "redis")]
+fn redis_records(url: &str) -> Result<RefreshRecords, String> {
+    let store = account_link_bridge::refresh::RedisStore::open(url)
+        .map_err(|e| format!("--refresh-store: {e}"))?;
+    Ok(RefreshRecords::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_records(_url: &str) -> Result<RefreshRecords, String> {
+    Err("--refresh-store redis://...: this bridge was built without the `redis` feature".into())
 }

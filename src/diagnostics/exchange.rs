@@ -8,6 +8,7 @@ use http::{HeaderMap, Response};
 use serde::Serialize;
 
 use super::{Fingerprint, TRACE_TARGET};
+use crate::refresh::{RefreshEvent, RefreshReport};
 use crate::token_response::{AnswerShape, ExpiresInAction};
 use crate::{BodyFormat, CredentialSource, ErrorCode, GrantType, RewriteReport, TokenRequest};
 
@@ -224,6 +225,11 @@ pub struct ExchangeTrace {
     pub bridge_ms: f64,
     /// Time spent waiting for the upstream, in milliseconds.
     pub upstream_ms: Option<f64>,
+    /// What the refresh records did (`refresh_replayed`, `refresh_recorded`,
+    /// `refresh_replay_refused`, `refresh_answer_pending`), when they are on.
+    pub refresh: Option<&'static str>,
+    /// Refresh record store operations that failed during the exchange.
+    pub refresh_store_errors: u32,
 }
 
 impl ExchangeTrace {
@@ -242,8 +248,11 @@ impl ExchangeTrace {
             .as_ref()
             .or(report.and_then(|r| r.answered_error.as_ref()))
             .map(|c| c.as_str().to_owned());
+        let records = response.extensions().get::<RefreshReport>();
+        let replay_refused = records.and_then(|r| r.event) == Some(RefreshEvent::ReplayRefused);
         let outcome = match (report, &request.refused) {
             (_, Some(_)) => Outcome::Refused,
+            _ if replay_refused => Outcome::Refused,
             (None, None) if status.is_success() => Outcome::Token,
             (None, None) => Outcome::Refused,
             (Some(r), None) => match (&r.answered_error, r.upstream_status) {
@@ -276,6 +285,8 @@ impl ExchangeTrace {
             status: status.as_u16(),
             bridge_ms: millis(elapsed.saturating_sub(upstream.unwrap_or_default())),
             upstream_ms: upstream.map(millis),
+            refresh: records.and_then(|r| r.event).map(RefreshEvent::as_str),
+            refresh_store_errors: records.map_or(0, |r| r.store_errors),
         }
     }
 
@@ -317,6 +328,8 @@ impl ExchangeTrace {
             status = self.status,
             bridge_ms = self.bridge_ms,
             upstream_ms = self.upstream_ms,
+            refresh = self.refresh,
+            refresh_store_errors = self.refresh_store_errors,
             "exchange trace"
         );
     }

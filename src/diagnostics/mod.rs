@@ -32,6 +32,11 @@
 //! | `account_link_bridge_upstream_latency_seconds` | histogram | none |
 //! | `account_link_bridge_upstream_errors_total` | counter | `class` |
 //! | `account_link_bridge_authorize_total` | counter | `route`, `verdict`, `state` |
+//! | `account_link_bridge_refresh_records_total` | counter | `event`: `replayed`, `recorded`, `replay_refused`, `answer_pending`, `late_answer_kept` |
+//! | `account_link_bridge_refresh_store_errors_total` | counter | `op`: `get`, `get_used`, `mark_used`, `claim`, `put`, `release` |
+//!
+//! The refresh counters are moved by the [`refresh`](crate::refresh) layer itself: a late answer
+//! is recorded after its exchange was answered, with no answer to read it from.
 //!
 //! Every label value comes from a fixed set; none ever carries input, let alone a secret.
 

@@ -2,6 +2,9 @@
 // loopback for tests/oidc_provider.rs. Nothing here is ours but the configuration.
 //
 //   PORT=<port> CALLBACK=<bridge public URL>/callback CLIENT_SECRET=<secret> node server.mjs
+//
+// ROTATE_REFRESH_TOKENS=1 makes every refresh rotate the refresh token; reusing a rotated one
+// is then refused and revokes the grant (tests/refresh.rs).
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.PORT);
@@ -17,6 +20,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   // The login and consent pages oidc-provider ships for development: a form to post.
   features: { devInteractions: { enabled: true } },
   pkce: { required: () => true },
+  ...(process.env.ROTATE_REFRESH_TOKENS === '1' ? { rotateRefreshToken: true } : {}),
   // Issue refresh tokens to clients allowed the grant, as Alexa needs one.
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   async findAccount(ctx, id) {
