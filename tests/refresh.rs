@@ -313,6 +313,30 @@ async fn a_refresh_repeated_within_the_grace_gets_the_same_answer_with_one_upstr
 }
 
 #[tokio::test]
+async fn a_replayed_answer_promises_only_the_lifetime_its_token_has_left() {
+    let upstream = FakeUpstream::start(true).await;
+    let bridge = bridge(
+        &upstream.url,
+        records(MemoryStore::new(), Duration::from_secs(4)),
+    )
+    .await;
+    let r0 = upstream.live();
+    let first = refresh(&bridge, &r0).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = refresh(&bridge, &r0).await;
+    assert_eq!(again.status, 200);
+    let (mut first, mut again) = (first.json(), again.json());
+    let lifetime = |answer: &serde_json::Value| answer["expires_in"].as_u64().unwrap();
+    let aged_by = lifetime(&first) - lifetime(&again);
+    assert!((1..=3).contains(&aged_by), "aged by {aged_by} s");
+    // Nothing else changes.
+    first.as_object_mut().unwrap().remove("expires_in");
+    again.as_object_mut().unwrap().remove("expires_in");
+    assert_eq!(first, again);
+    assert_eq!(upstream.calls(), 1);
+}
+
+#[tokio::test]
 async fn a_replay_after_the_new_token_was_used_gets_no_tokens_and_the_grant_lives() {
     let upstream = FakeUpstream::start(true).await;
     let bridge = bridge(

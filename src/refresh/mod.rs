@@ -640,7 +640,14 @@ async fn answer_from(
         Verdict::Replay => {
             report.event = Some(RefreshEvent::Replayed);
             count(RefreshEvent::Replayed);
-            let mut response = token_response(record.answer);
+            // The answer as it stands now: its expires_in lowered by the record's age.
+            let elapsed_secs = record::now_ms().saturating_sub(record.recorded_at_ms) / 1000;
+            let answer = match elapsed_secs {
+                0 => record.answer,
+                _ => crate::token_response::aged_answer(&record.answer, elapsed_secs)
+                    .map_or(record.answer, Bytes::from),
+            };
+            let mut response = token_response(answer);
             let mut rewrite = RewriteReport::new(None);
             rewrite.grant_type = grant_type;
             response.extensions_mut().insert(rewrite);

@@ -261,7 +261,7 @@ pub(crate) fn verdict(record: &Record, successor_used: bool) -> Verdict {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

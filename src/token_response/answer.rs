@@ -197,6 +197,22 @@ impl<'a> Answer<'a> {
     }
 }
 
+/// A token answer `elapsed_secs` after it was first given: its integer `expires_in` lowered by
+/// that much (not below 0), every other byte as written. A replayed answer must not promise
+/// Alexa a lifetime the access token no longer has. `None` when the answer has no integer
+/// `expires_in` (then it is replayed as it is).
+pub(crate) fn aged(json: &[u8], elapsed_secs: u64) -> Option<Vec<u8>> {
+    let mut answer = Answer::from_json(json)?;
+    let expires_in = answer.get("expires_in")?.value()?.as_u64()?;
+    answer.insert(
+        "expires_in",
+        Field::Value(Value::from(expires_in.saturating_sub(elapsed_secs))),
+    );
+    let mut out = Vec::with_capacity(json.len());
+    answer.write_json(&mut out);
+    Some(out)
+}
+
 /// A string known to need no escape.
 fn write_clean(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
@@ -474,5 +490,20 @@ mod tests {
                 prop_assert_eq!(reread, serde);
             }
         }
+    }
+    #[test]
+    fn an_aged_answer_lowers_only_expires_in() {
+        let json =
+            br#"{"access_token":"a b","expires_in":5400,"refresh_token":"r","n":{"expires_in":9}}"#;
+        let aged = aged(json, 250).unwrap();
+        assert_eq!(
+            aged,
+            br#"{"access_token":"a b","expires_in":5150,"refresh_token":"r","n":{"expires_in":9}}"#
+        );
+        assert_eq!(
+            super::aged(br#"{"expires_in":100}"#, 250).unwrap(),
+            br#"{"expires_in":0}"#
+        );
+        assert!(super::aged(br#"{"access_token":"a"}"#, 10).is_none());
     }
 }

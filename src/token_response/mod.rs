@@ -43,6 +43,7 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub(crate) use self::answer::aged as aged_answer;
 pub use self::future::ResponseFuture;
 pub use self::rewrite::{AnswerShape, ExpiresInAction, RewriteReport};
 
