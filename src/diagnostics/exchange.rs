@@ -350,6 +350,7 @@ fn action_name(action: ExpiresInAction) -> &'static str {
         ExpiresInAction::Injected => "injected",
         ExpiresInAction::Replaced => "replaced",
         ExpiresInAction::Clamped => "clamped",
+        ExpiresInAction::FromJwt => "jwt_exp",
     }
 }
 
