@@ -63,10 +63,18 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_UPSTREAM_TIMEOUT", default_value_t = 4.0)]
     pub upstream_timeout: f64,
 
-    /// Token exchanges in flight at once; past it the bridge answers 503 JSON at once rather
-    /// than queue (overload must not turn into answers later than Alexa's 4.5 s).
+    /// Upstream token calls in flight at once, from /token and from /callback in implicit
+    /// mode together; past it the bridge answers 503 JSON at once rather than queue (overload
+    /// must not turn into answers later than Alexa's 4.5 s). Counted from the moment Alexa's
+    /// whole body has been read, so slow clients hold no place.
     #[arg(long, env = "BRIDGE_MAX_CONCURRENT_EXCHANGES", default_value_t = 1024)]
     pub max_concurrent_exchanges: usize,
+
+    /// Accept a plain http:// upstream token or authorization URL on a host other than
+    /// loopback. Without it the bridge refuses to start with one: the client secret and codes
+    /// would cross the network in the clear.
+    #[arg(long, env = "BRIDGE_ALLOW_INSECURE_UPSTREAM")]
+    pub allow_insecure_upstream: bool,
 
     /// Make a PKCE pair (S256) toward the upstream when Alexa sends no code_challenge. On by
     /// default with --provider salesforce (External Client Apps can require it); this turns it
@@ -106,10 +114,28 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_GRANT", value_enum, default_value_t = Grant::Code)]
     pub grant: Grant,
 
-    /// Seconds a client may take to send its request headers (and TLS handshake) before the
-    /// connection is closed, so idle or slow clients cannot pin connections.
+    /// Seconds a client may take to send its request headers before the connection is closed,
+    /// so idle or slow clients cannot pin connections: counted from accept to the first
+    /// request's headers (TLS handshake and HTTP/2 preface included) and for each later
+    /// HTTP/1.1 request head.
     #[arg(long, env = "BRIDGE_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
     pub header_read_timeout: f64,
+
+    /// Seconds a client may take to send a request body once its headers have arrived;
+    /// past it the request is answered 400 JSON and the body is no longer read.
+    #[arg(long, env = "BRIDGE_BODY_READ_TIMEOUT", default_value_t = 5.0)]
+    pub body_read_timeout: f64,
+
+    /// Seconds a connection may stay open with no request in flight after its last answer
+    /// (HTTP/1.1 keep-alive and HTTP/2 alike) before the bridge closes it. Before the first
+    /// request, --header-read-timeout applies instead.
+    #[arg(long, env = "BRIDGE_IDLE_TIMEOUT", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+
+    /// Open client connections at most; past it, new connections are closed as soon as they
+    /// are accepted (counted in the metrics, logged at most once a second).
+    #[arg(long, env = "BRIDGE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "BRIDGE_TLS_CERT", requires = "tls_key")]
@@ -231,13 +257,20 @@ pub fn build_bridge(
     if !(args.upstream_timeout > 0.0 && args.upstream_timeout.is_finite()) {
         return Err("--upstream-timeout must be a positive number of seconds".into());
     }
+    if !args.allow_insecure_upstream {
+        refuse_plain_http("upstream token URL", &endpoints.token_url.to_string())?;
+        if let Some(url) = &endpoints.authorize_url {
+            refuse_plain_http("upstream authorization URL", url)?;
+        }
+    }
+    // One upstream client, cloned for the implicit grant below: the clones share its bound on
+    // calls in flight, so /token and /callback exchanges count against one limit.
     let upstream = Upstream::try_new(endpoints.token_url.clone())
         .map_err(|e| e.to_string())?
-        .timeout(Duration::from_secs_f64(args.upstream_timeout));
+        .timeout(Duration::from_secs_f64(args.upstream_timeout))
+        .max_concurrent_calls(args.max_concurrent_exchanges);
     let Some(authorize_url) = &endpoints.authorize_url else {
-        return Ok(
-            Bridge::new(provider, upstream).max_concurrent_exchanges(args.max_concurrent_exchanges)
-        );
+        return Ok(Bridge::new(provider, upstream));
     };
     let vendor_ids: Vec<&str> = args
         .alexa_vendor_id
@@ -291,6 +324,30 @@ pub fn build_bridge(
         accepted = %authorize.redirects().accepted().join(" "),
         "Alexa redirect URLs accepted"
     );
-    Ok(Bridge::with_authorize(provider, upstream, authorize)
-        .max_concurrent_exchanges(args.max_concurrent_exchanges))
+    Ok(Bridge::with_authorize(provider, upstream, authorize))
+}
+
+/// Refuses a plain `http://` URL whose host is not loopback: the bridge sends the client
+/// secret and codes there (`--allow-insecure-upstream` accepts it, e.g. behind a TLS-terminating
+/// sidecar on a private network).
+fn refuse_plain_http(name: &str, url: &str) -> Result<(), String> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        // Not a URL at all: the upstream client or the middleman says why, in its own words.
+        return Ok(());
+    };
+    if parsed.scheme() != "http" {
+        return Ok(());
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if loopback {
+        return Ok(());
+    }
+    Err(format!(
+        "the {name} {url} is plain http on a host that is not loopback: the client secret and codes would cross the network in the clear; use https, or pass --allow-insecure-upstream (BRIDGE_ALLOW_INSECURE_UPSTREAM) if something else encrypts that hop"
+    ))
 }

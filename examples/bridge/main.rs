@@ -120,6 +120,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
 
+    let limits = serve::ClientLimits::from_args(&args)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(serve::tls_acceptor(cert, key)?),
         _ => None,
@@ -171,17 +172,6 @@ async fn run(args: Args) -> Result<(), String> {
         );
         println!();
     }
-    if !(args.header_read_timeout > 0.0 && args.header_read_timeout.is_finite()) {
-        return Err("--header-read-timeout must be a positive number of seconds".into());
-    }
-    let header_read_timeout = std::time::Duration::from_secs_f64(args.header_read_timeout);
-    serve::serve(
-        listener,
-        bridge,
-        tls,
-        header_read_timeout,
-        serve::shutdown_signal(),
-    )
-    .await;
+    serve::serve(listener, bridge, tls, limits, serve::shutdown_signal()).await;
     Ok(())
 }

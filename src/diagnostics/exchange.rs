@@ -163,7 +163,8 @@ pub enum Outcome {
     Unreachable,
     /// The upstream did not answer in time.
     Timeout,
-    /// Too many exchanges in flight: answered 503 at once.
+    /// Too many exchanges in flight: answered 503 at once by the upstream client's
+    /// concurrency limit, without calling the upstream.
     Shed,
 }
 
@@ -249,6 +250,8 @@ impl ExchangeTrace {
             (Some(r), None) => match (&r.answered_error, r.upstream_status) {
                 (None, _) => Outcome::Token,
                 (Some(_), None) if status == http::StatusCode::GATEWAY_TIMEOUT => Outcome::Timeout,
+                // The upstream client answers 503 of itself only when it sheds a call.
+                (Some(_), None) if status == http::StatusCode::SERVICE_UNAVAILABLE => Outcome::Shed,
                 (Some(_), None) => Outcome::Unreachable,
                 (Some(_), Some(_)) if r.upstream_error.is_some() && !is_fault(status) => {
                     Outcome::UpstreamError
