@@ -179,13 +179,48 @@ pub enum LogFormat {
     Json,
 }
 
-/// Sets up `tracing` output on stderr, filtered by `RUST_LOG` (default `info`), each line
-/// written as it is made: what a Lambda function needs, frozen between invocations.
+/// Sets up `tracing` output on stderr for a Lambda function, filtered by `RUST_LOG` (default
+/// `info`), each line written as it is made (a function is frozen between invocations), with
+/// [`is_lambda_runtime_payload`] dropped whatever `RUST_LOG` says.
 // The bridge example calls `logs::init`; the lambda example this file is shared with calls this
 // one.
 #[allow(dead_code)]
-pub fn init_logs(format: LogFormat) {
-    install_logs(format, log_filter(false), std::io::stderr);
+pub fn init_lambda_logs(format: LogFormat) {
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+    };
+    // A filter of its own rather than a directive added to RUST_LOG: a more specific directive
+    // (`lambda_runtime::layers::api_response=trace`) would win over an added one.
+    let no_payloads =
+        tracing_subscriber::filter::filter_fn(|metadata| !is_lambda_runtime_payload(metadata));
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(no_payloads).with_filter(log_filter(false)))
+        .init();
+}
+
+/// Whether `metadata` is a `lambda_runtime` or `lambda_http` event that may carry the
+/// invocation's payload: one of their TRACE or DEBUG events (`lambda_runtime` logs the raw
+/// event, client secret and code included, at TRACE), or one with a `body` or `payload` field
+/// at any level.
+pub fn is_lambda_runtime_payload(metadata: &tracing::Metadata<'_>) -> bool {
+    let target = metadata.target();
+    let lambda = ["lambda_runtime", "lambda_http"]
+        .iter()
+        .any(|crate_name| target.starts_with(crate_name));
+    lambda
+        && metadata.is_event()
+        && (*metadata.level() >= tracing::Level::DEBUG
+            || metadata
+                .fields()
+                .iter()
+                .any(|field| matches!(field.name(), "body" | "payload")))
 }
 
 /// `RUST_LOG` (default `info`), with the per-exchange records of `account_link_bridge::trace`
