@@ -635,3 +635,112 @@ async fn a_client_that_writes_4_mib_before_it_reads_gets_the_413_json() {
     assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
     assert!(upstream.seen().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_callback_exchanges_count_against_the_same_limit_as_the_token_route() {
+    use account_link_bridge::authorize::AuthorizeRedirect;
+    use account_link_bridge::state::StateSealer;
+    use account_link_bridge::TokenExchangeLayer;
+    use tower::Layer;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let upstream = support::serve(move |_request: Request<hyper::body::Incoming>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(
+                    br#"{"access_token":"t","instance_url":"https://x.my.salesforce.com"}"#,
+                )))
+                .unwrap()
+        }
+    })
+    .await;
+    // One upstream client, one call at a time, shared by /token and the implicit /callback.
+    let token_client =
+        Upstream::new(format!("http://{upstream}/token").parse().unwrap()).max_concurrent_calls(1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let authorize = AuthorizeRedirect::builder()
+        .upstream_authorize_url(format!("http://{upstream}/authorize"))
+        .client_id("bridge-app")
+        .client_secret("bridge-secret")
+        .public_url(base.clone())
+        .sealer(StateSealer::random())
+        .implicit(TokenExchangeLayer::new(Provider::salesforce()).layer(token_client.clone()))
+        .build()
+        .unwrap();
+    support::serve_bridge_on(
+        listener,
+        Bridge::with_authorize(Provider::salesforce(), token_client, authorize),
+    );
+    let get = |url: String| async move {
+        support::send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+    };
+    // Alexa's implicit-grant redirect, or its code redirect where the former is not accepted.
+    let mut location = None;
+    for alexa in [
+        "https://pitangui.amazon.com/spa/skill/account-linking-status.html?vendorId=M2AAAAAAAAAAAA",
+        "https://pitangui.amazon.com/api/skill/link/M2AAAAAAAAAAAA",
+    ] {
+        let query = serde_urlencoded::to_string([
+            ("state", "alexa-state"),
+            ("redirect_uri", alexa),
+            ("response_type", "token"),
+            ("client_id", "alexa"),
+        ])
+        .unwrap();
+        let reply = get(format!("{base}/authorize?{query}")).await;
+        if reply.status == 302 {
+            location = reply.header("location").map(str::to_owned);
+            break;
+        }
+    }
+    let location = location.expect("/authorize redirects to the upstream");
+    let sealed_state = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+
+    // A token exchange takes the one place...
+    let token = tokio::spawn({
+        let url = format!("{base}/token");
+        async move {
+            support::post(
+                &url,
+                &[],
+                r#"{"grant_type":"refresh_token","refresh_token":"r"}"#,
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...so the implicit exchange at /callback is shed, not sent upstream.
+    let callback = get(format!(
+        "{base}/callback?{}",
+        serde_urlencoded::to_string([("code", "upstream-code"), ("state", sealed_state.as_str())])
+            .unwrap()
+    ))
+    .await;
+    assert_eq!(callback.status, 302, "{:?}", callback.body);
+    let to_alexa = callback.header("location").unwrap();
+    let fragment = to_alexa
+        .split_once('#')
+        .expect("an answer in the fragment")
+        .1;
+    assert!(
+        fragment.contains("error=temporarily_unavailable"),
+        "{to_alexa}"
+    );
+    assert_eq!(token.await.unwrap().status, 200);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the shed exchange reached the upstream"
+    );
+}
