@@ -240,6 +240,9 @@ pub fn log_filter(trace_exchanges: bool) -> tracing_subscriber::EnvFilter {
 }
 
 /// Installs the `tracing` subscriber writing to `writer`.
+// The bridge example's; the lambda example this file is shared with installs its own, with the
+// payload filter.
+#[allow(dead_code)]
 pub fn install_logs<W>(format: LogFormat, filter: tracing_subscriber::EnvFilter, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,

@@ -47,8 +47,6 @@ use tokio_rustls::TlsAcceptor;
 use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
 
-use crate::config::Args;
-
 /// How long in-flight exchanges get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// HTTP/2 streams one connection may have open at once (hyper's default is 200).
@@ -77,25 +75,15 @@ pub struct ClientLimits {
     pub max_connections: usize,
 }
 
-impl ClientLimits {
-    /// The limits the command line sets.
-    pub fn from_args(args: &Args) -> Result<Self, String> {
-        let seconds = |name: &str, value: f64| {
-            if value > 0.0 && value.is_finite() {
-                Ok(Duration::from_secs_f64(value))
-            } else {
-                Err(format!("--{name} must be a positive number of seconds"))
-            }
-        };
-        if args.max_connections == 0 {
-            return Err("--max-connections must be at least 1".into());
+impl Default for ClientLimits {
+    /// The command line's defaults.
+    fn default() -> Self {
+        ClientLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
         }
-        Ok(ClientLimits {
-            header_read_timeout: seconds("header-read-timeout", args.header_read_timeout)?,
-            body_read_timeout: seconds("body-read-timeout", args.body_read_timeout)?,
-            idle_timeout: seconds("idle-timeout", args.idle_timeout)?,
-            max_connections: args.max_connections,
-        })
     }
 }
 
@@ -578,11 +566,9 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn a_rate_limited_warning_is_due_once_a_second_and_counts_the_rest() {
-        let warn = RateLimitedWarn::new();
+        let warn = super::RateLimitedWarn::new();
         assert_eq!(warn.due_at(1), Some(0));
         assert_eq!(warn.due_at(2), None);
         assert_eq!(warn.due_at(999), None);
