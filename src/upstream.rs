@@ -397,3 +397,54 @@ fn next_cause<'a>(error: &&'a (dyn StdError + 'static)) -> Option<&'a (dyn StdEr
         None => error.source(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::{ExchangeTrace, Outcome};
+    use crate::{Provider, TokenExchangeLayer};
+    use tower::ServiceExt;
+    use tower_layer::Layer;
+
+    fn refresh() -> Request<FullBody> {
+        Request::post("/token")
+            .body(FullBody::from(
+                r#"{"grant_type":"refresh_token","refresh_token":"r"}"#,
+            ))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_call_past_the_limit_is_shed_503_without_calling_the_upstream_and_traced_as_shed() {
+        // Nothing listens on port 9: a call that went out would be a 502 `unreachable`.
+        let upstream =
+            Upstream::new("http://127.0.0.1:9/token".parse().unwrap()).max_concurrent_calls(0);
+        let exchange = TokenExchangeLayer::new(Provider::generic()).layer(upstream);
+
+        let response = exchange.oneshot(refresh()).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let trace = ExchangeTrace::from_response(&response, Duration::ZERO);
+        assert_eq!(trace.outcome, Outcome::Shed);
+        assert_eq!(
+            trace.answered_error.as_deref(),
+            Some("temporarily_unavailable")
+        );
+    }
+
+    #[tokio::test]
+    async fn clones_share_one_limit_and_a_finished_call_gives_its_place_back() {
+        let upstream =
+            Upstream::new("http://127.0.0.1:9/token".parse().unwrap()).max_concurrent_calls(1);
+        let mut first = upstream.clone();
+        let mut second = upstream;
+        // The first call holds the one place until its future is done or dropped.
+        let held = first.call(refresh());
+        let shed = second.call(refresh()).await.unwrap();
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let refused = held.await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
+        let again = second.call(refresh()).await.unwrap();
+        assert_eq!(again.status(), StatusCode::BAD_GATEWAY);
+    }
+}

@@ -205,7 +205,7 @@ pub struct ExchangeTrace {
     /// `other` or `absent`.
     pub expires_in_type: Option<&'static str>,
     /// What the bridge did to `expires_in`: `kept`, `converted`, `injected`, `replaced`,
-    /// `clamped`.
+    /// `clamped`, `jwt_exp`.
     pub expires_in_action: Option<&'static str>,
     /// The `expires_in` answered.
     pub expires_in: Option<u64>,
