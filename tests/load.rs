@@ -340,7 +340,8 @@ async fn bodies_dripping_a_byte_at_a_time_hold_no_exchange_slot_and_are_cut_off(
         "2",
     ]);
 
-    // More slow bodies than exchange slots: complete headers, then a byte a second.
+    // More slow bodies than exchange slots: complete headers, then a byte a second, each
+    // connection's answer read as it comes.
     let mut slow = Vec::new();
     for _ in 0..6 {
         let mut stream = TcpStream::connect(&bridge.addr).await.unwrap();
@@ -348,17 +349,23 @@ async fn bodies_dripping_a_byte_at_a_time_hold_no_exchange_slot_and_are_cut_off(
             .write_all(b"POST /token HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\ng")
             .await
             .unwrap();
-        slow.push(stream);
-    }
-    let drip = tokio::spawn(async move {
-        for _ in 0..3 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            for stream in &mut slow {
-                let _ = stream.write_all(b"r").await;
+        let (mut reader, mut writer) = stream.into_split();
+        let drip = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if writer.write_all(b"r").await.is_err() {
+                    return;
+                }
             }
-        }
-        slow
-    });
+        });
+        slow.push(tokio::spawn(async move {
+            let mut answer = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(6), reader.read_to_end(&mut answer)).await;
+            drip.abort();
+            (read.is_ok(), String::from_utf8_lossy(&answer).into_owned())
+        }));
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Meanwhile a genuine exchange is served.
@@ -366,13 +373,9 @@ async fn bodies_dripping_a_byte_at_a_time_hold_no_exchange_slot_and_are_cut_off(
     assert_eq!(reply.status, 200, "{:?}", reply.body);
 
     // Each slow body is answered 400 JSON once its deadline passes, and its connection ends.
-    let slow = drip.await.unwrap();
-    for mut stream in slow {
-        let mut answer = Vec::new();
-        let read =
-            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-        assert!(read.is_ok(), "a slow body's connection still open");
-        let answer = String::from_utf8_lossy(&answer);
+    for slow in slow {
+        let (ended, answer) = slow.await.unwrap();
+        assert!(ended, "a slow body's connection still open");
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
         assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
     }
