@@ -747,3 +747,42 @@ async fn implicit_callback_exchanges_count_against_the_same_limit_as_the_token_r
         "the shed exchange reached the upstream"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_closed_gracefully_after_its_last_allowed_request() {
+    let upstream = MockUpstream::salesforce().await;
+    let bridge = BridgeProcess::start(&[
+        "--upstream-token-url",
+        &upstream.token_url(),
+        "--max-requests-per-connection",
+        "3",
+    ]);
+
+    let stream = TcpStream::connect(&bridge.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    for n in 1..=3 {
+        let request = Request::post(format!("http://{}/token", bridge.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from_static(GENUINE_REFRESH.as_bytes())))
+            .unwrap();
+        sender.ready().await.unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200, "request {n}");
+        let closes = response
+            .headers()
+            .get("connection")
+            .is_some_and(|v| v == "close");
+        assert_eq!(closes, n == 3, "request {n}");
+        response.into_body().collect().await.unwrap();
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), connection)
+            .await
+            .is_ok(),
+        "the connection outlived its last allowed request"
+    );
+}

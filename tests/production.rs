@@ -185,6 +185,7 @@ fn help_documents_every_option_of_the_command_line_contract() {
         "--idle-timeout",
         "--max-connections",
         "BRIDGE_MAX_CONNECTIONS",
+        "--max-requests-per-connection",
         "--allow-insecure-upstream",
         "BRIDGE_ALLOW_INSECURE_UPSTREAM",
     ] {

@@ -137,6 +137,15 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// Requests one client connection may carry (HTTP/1.1 keep-alive or HTTP/2 streams); then
+    /// the bridge closes it gracefully and the client reconnects.
+    #[arg(
+        long,
+        env = "BRIDGE_MAX_REQUESTS_PER_CONNECTION",
+        default_value_t = 10_000
+    )]
+    pub max_requests_per_connection: usize,
+
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "BRIDGE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -188,10 +188,14 @@ fn client_limits(args: &Args) -> Result<serve::ClientLimits, String> {
     if args.max_connections == 0 {
         return Err("--max-connections must be at least 1".into());
     }
+    if args.max_requests_per_connection == 0 {
+        return Err("--max-requests-per-connection must be at least 1".into());
+    }
     Ok(serve::ClientLimits {
         header_read_timeout: seconds("header-read-timeout", args.header_read_timeout)?,
         body_read_timeout: seconds("body-read-timeout", args.body_read_timeout)?,
         idle_timeout: seconds("idle-timeout", args.idle_timeout)?,
         max_connections: args.max_connections,
+        max_requests_per_connection: args.max_requests_per_connection,
     })
 }

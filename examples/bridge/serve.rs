@@ -9,8 +9,8 @@
 //!   request head has the same timeout (hyper's);
 //! - a connection with no request in flight for the idle timeout is closed (HTTP/1.1 keep-alive
 //!   and HTTP/2 alike); HTTP/2 connections are pinged and closed when the pings go unanswered;
-//! - HTTP/2 allows [`MAX_CONCURRENT_STREAMS`] streams at once, and a connection serves at most
-//!   [`MAX_REQUESTS_PER_CONNECTION`] requests before it is closed gracefully;
+//! - HTTP/2 allows [`MAX_CONCURRENT_STREAMS`] streams at once, and a connection carries a
+//!   bounded number of requests before it is closed gracefully (the client reconnects);
 //! - a request body has the body-read timeout from the moment its headers arrived: past it
 //!   the body reads as an error, which the token route answers 400 JSON (`invalid_request`);
 //! - an HTTP/1.1 body the service did not read (a 413, an unknown route) is read and discarded
@@ -51,8 +51,6 @@ use tower::{Service, ServiceExt};
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// HTTP/2 streams one connection may have open at once (hyper's default is 200).
 pub const MAX_CONCURRENT_STREAMS: u32 = 16;
-/// Requests one connection may carry; then it is closed gracefully (the client reconnects).
-pub const MAX_REQUESTS_PER_CONNECTION: usize = 1000;
 /// How long an unread HTTP/1.1 request body is still read and discarded after the answer.
 pub const LINGER_TIME: Duration = Duration::from_secs(1);
 /// How much of an unread HTTP/1.1 request body is read and discarded after the answer: more
@@ -73,6 +71,8 @@ pub struct ClientLimits {
     pub idle_timeout: Duration,
     /// Open connections at most.
     pub max_connections: usize,
+    /// Requests one connection may carry; then it is closed gracefully.
+    pub max_requests_per_connection: usize,
 }
 
 impl Default for ClientLimits {
@@ -83,6 +83,7 @@ impl Default for ClientLimits {
             body_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_requests_per_connection: 10_000,
         }
     }
 }
@@ -231,7 +232,7 @@ async fn serve_connection<IO, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(limits.max_requests_per_connection));
     let service = ConnectionService {
         inner: service,
         activity: Arc::clone(&activity),
@@ -288,18 +289,20 @@ struct Activity {
     /// Milliseconds after `epoch` when the last request in flight finished.
     idle_since_ms: AtomicU64,
     epoch: Instant,
+    max_requests: usize,
     /// Woken when a request starts or finishes, so the idle deadline is looked at again.
     changed: Notify,
     request_limit_reached: Notify,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(max_requests: usize) -> Self {
         Activity {
             in_flight: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            max_requests,
             changed: Notify::new(),
             request_limit_reached: Notify::new(),
         }
@@ -322,7 +325,7 @@ impl Activity {
     fn started(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let n = self.requests.fetch_add(1, Ordering::AcqRel) + 1;
-        if n == MAX_REQUESTS_PER_CONNECTION {
+        if n == self.max_requests {
             self.request_limit_reached.notify_one();
         }
         self.changed.notify_one();
