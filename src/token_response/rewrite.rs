@@ -195,7 +195,7 @@ pub(crate) fn rewrite(
         // An upstream `expires_in` wins: the server said how long the token lives. Without one,
         // a JWT's own `exp` says it better than the preset's constant.
         let token = object.str("access_token").unwrap_or_default();
-        if let Some(secs) = super::jwt::expires_in_from_jwt(token, unix_now()) {
+        if let Some(secs) = super::jwt::expires_in_from_jwt(token, unix_now) {
             upstream_secs = Some(secs);
             action = ExpiresInAction::FromJwt;
         }
