@@ -40,7 +40,6 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tower::{service_fn, Service};
@@ -78,7 +77,7 @@ fn listen_addr() -> SocketAddr {
 /// The Salesforce-like upstream: reads the request, answers the canned JSON.
 async fn run_upstream(addr: SocketAddr) {
     let listener = TcpListener::bind(addr).await.expect("upstream listens");
-    let service = service_fn(|request: Request<Incoming>| async move {
+    let service = service_fn(|request: Request<serve::RequestBody>| async move {
         let _ = request.into_body().collect().await;
         let mut response =
             Response::new(Full::new(Bytes::from_static(SALESFORCE_ANSWER.as_bytes())));
@@ -92,7 +91,7 @@ async fn run_upstream(addr: SocketAddr) {
         listener,
         service,
         None,
-        Duration::from_secs(10),
+        serve::ClientLimits::default(),
         std::future::pending(),
     )
     .await;
@@ -103,7 +102,7 @@ async fn run_upstream(addr: SocketAddr) {
 async fn run_passthrough(addr: SocketAddr, upstream: String) {
     let listener = TcpListener::bind(addr).await.expect("passthrough listens");
     let upstream = Upstream::new(upstream.parse().expect("a valid upstream URL"));
-    let service = service_fn(move |request: Request<Incoming>| {
+    let service = service_fn(move |request: Request<serve::RequestBody>| {
         let mut upstream = upstream.clone();
         async move {
             let (parts, body) = request.into_parts();
@@ -120,7 +119,7 @@ async fn run_passthrough(addr: SocketAddr, upstream: String) {
         listener,
         service,
         None,
-        Duration::from_secs(10),
+        serve::ClientLimits::default(),
         std::future::pending(),
     )
     .await;

@@ -25,8 +25,10 @@
 //! `BRIDGE_STATE_KEY`; build with `--features lambda,redis`.
 //!
 //! Logs go to stderr, which Lambda sends to CloudWatch; `RUST_LOG` filters them and
-//! `BRIDGE_LOG_FORMAT=json` makes them JSON lines. No secret, code or token is ever logged: the
-//! `lambda_runtime` target, which would log an unparsable event whole at TRACE, is held at DEBUG.
+//! `BRIDGE_LOG_FORMAT=json` makes them JSON lines. No secret, code or token is ever logged:
+//! `lambda_runtime` logs each raw event (Alexa's client secret and code included) at TRACE, so
+//! a filter on the subscriber drops the TRACE and DEBUG events of `lambda_runtime` and
+//! `lambda_http`, and any of their events with a `body` field, whatever `RUST_LOG` says.
 
 #[path = "bridge/config.rs"]
 mod config;
@@ -40,12 +42,7 @@ use config::{Args, Endpoints};
 fn main() -> ExitCode {
     // Environment only: clap reads every `BRIDGE_*` variable, and no flag can be passed.
     let args = Args::parse_from(["lambda"]);
-    // lambda_runtime logs an event it cannot parse at TRACE, payload and all, and a token request
-    // carries Alexa's client secret: that target stays at DEBUG whatever RUST_LOG asks.
-    if let Ok(filter) = std::env::var("RUST_LOG") {
-        std::env::set_var("RUST_LOG", format!("{filter},lambda_runtime=debug"));
-    }
-    config::init_logs(args.log_format);
+    config::init_lambda_logs(args.log_format);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

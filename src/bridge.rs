@@ -9,10 +9,14 @@
 //! | `GET /healthz` | 200 `ok` |
 //! | anything else | 404 JSON |
 //!
-//! Token exchanges in flight are bounded ([`Bridge::max_concurrent_exchanges`], default
-//! [`Bridge::DEFAULT_MAX_CONCURRENT_EXCHANGES`]): past the bound the bridge sheds load with an
-//! immediate 503 `temporarily_unavailable` JSON answer instead of queueing, so an overload never
-//! turns into answers later than Alexa's 4.5 s.
+//! Token exchanges in flight are bounded where the bound protects something: at the upstream
+//! client ([`Upstream::max_concurrent_calls`]), whose clones share one limit, so that the token
+//! route and the implicit grant's `/callback` exchanges count against it together. Past the
+//! bound the bridge sheds load with an immediate 503 `temporarily_unavailable` JSON answer
+//! instead of queueing, so an overload never turns into answers later than Alexa's 4.5 s. The
+//! routes themselves hold nothing while Alexa's body is read: a client that sends its body
+//! slowly takes no place under the bound (the server bounds how long a body may take, as the
+//! `bridge` example does).
 //!
 //! Each token exchange is logged as one structured `tracing` event at INFO on the target
 //! `account_link_bridge::exchange`: grant type, upstream status, outcome, answered status and
@@ -26,7 +30,6 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -35,7 +38,6 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -59,15 +61,11 @@ use crate::{
 pub struct Bridge<T = TokenExchange<Upstream>> {
     token: T,
     authorize: Option<AuthorizeRedirect>,
-    in_flight: Arc<Semaphore>,
-}
-
-fn exchange_slots(n: usize) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS)))
 }
 
 impl Bridge {
-    /// The bridge for `provider`, sending token requests to `upstream`.
+    /// The bridge for `provider`, sending token requests to `upstream` (whose
+    /// [`Upstream::max_concurrent_calls`] bounds the exchanges in flight).
     pub fn new(provider: Provider, upstream: Upstream) -> Self {
         Bridge::with_token_service(TokenExchangeLayer::new(provider).layer(upstream))
     }
@@ -99,22 +97,12 @@ impl Bridge {
 }
 
 impl<T> Bridge<T> {
-    /// The default bound on token exchanges in flight.
-    pub const DEFAULT_MAX_CONCURRENT_EXCHANGES: usize = 1024;
-
     /// A bridge whose `/token` route is `token`, a service already wrapped as needed.
     pub fn with_token_service(token: T) -> Self {
         Bridge {
             token,
             authorize: None,
-            in_flight: exchange_slots(Self::DEFAULT_MAX_CONCURRENT_EXCHANGES),
         }
-    }
-
-    /// Bounds the token exchanges in flight; past it, 503 `temporarily_unavailable` at once.
-    pub fn max_concurrent_exchanges(mut self, n: usize) -> Self {
-        self.in_flight = exchange_slots(n);
-        self
     }
 }
 
@@ -160,24 +148,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         match (route(request.uri().path()), request.method()) {
-            (Route::Token, &Method::POST) => match self.in_flight.clone().try_acquire_owned() {
-                Ok(permit) => RouteFuture::token(self.token.clone(), request, permit),
-                Err(_) => {
-                    crate::diagnostics::record_shed();
-                    tracing::warn!(
-                        target: "account_link_bridge::exchange",
-                        outcome = "shed",
-                        "too many token exchanges in flight: answered 503"
-                    );
-                    RouteFuture::ready(
-                        OAuthError::temporarily_unavailable(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "the bridge is at its limit of concurrent exchanges; retry shortly",
-                        )
-                        .into_response(),
-                    )
-                }
-            },
+            (Route::Token, &Method::POST) => RouteFuture::token(self.token.clone(), request),
             (Route::Token, _) => {
                 let mut response: Response<ResponseBody<FullBody>> =
                     OAuthError::invalid_request("the token endpoint accepts only POST")
@@ -226,8 +197,8 @@ pin_project! {
 pin_project! {
     #[project = RouteKindProj]
     enum RouteKind<T, B, F> {
-        Waiting { service: T, request: Option<Request<B>>, permit: Option<OwnedSemaphorePermit> },
-        Token { #[pin] future: F, permit: Option<OwnedSemaphorePermit> },
+        Waiting { service: T, request: Option<Request<B>> },
+        Token { #[pin] future: F },
         Authorize { #[pin] future: crate::authorize::ResponseFuture },
         Ready { response: Option<Response<ResponseBody<FullBody>>> },
     }
@@ -237,12 +208,11 @@ impl<T, B> RouteFuture<T, B>
 where
     T: Service<Request<B>>,
 {
-    fn token(service: T, request: Request<B>, permit: OwnedSemaphorePermit) -> Self {
+    fn token(service: T, request: Request<B>) -> Self {
         RouteFuture {
             kind: RouteKind::Waiting {
                 service,
                 request: Some(request),
-                permit: Some(permit),
             },
             started: Instant::now(),
         }
@@ -274,17 +244,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let (future, permit) = match this.kind.as_mut().project() {
-                RouteKindProj::Waiting {
-                    service,
-                    request,
-                    permit,
-                } => {
+            let future = match this.kind.as_mut().project() {
+                RouteKindProj::Waiting { service, request } => {
                     ready!(service.poll_ready(cx))?;
-                    let future = service.call(request.take().expect("polled after completion"));
-                    (future, permit.take())
+                    service.call(request.take().expect("polled after completion"))
                 }
-                RouteKindProj::Token { future, .. } => {
+                RouteKindProj::Token { future } => {
                     let response = ready!(future.poll(cx))?;
                     log_exchange(&response, *this.started);
                     crate::diagnostics::record_exchange(&response, this.started.elapsed());
@@ -300,7 +265,7 @@ where
                     return Poll::Ready(Ok(response.map(|body| body.into_other())));
                 }
             };
-            this.kind.set(RouteKind::Token { future, permit });
+            this.kind.set(RouteKind::Token { future });
         }
     }
 }

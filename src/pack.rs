@@ -2,7 +2,8 @@
 //!
 //! Alexa stores only the `access_token` (and refresh token) of a token answer and hands the
 //! access token to the skill with every request. Salesforce's answer also carries the
-//! `instance_url` the skill must call; Alexa would drop it. The bridge therefore *packs* such
+//! `instance_url` the skill must call (and, for JWT-format access tokens, `api_instance_url`, the
+//! host of its REST APIs); Alexa would drop them. The bridge therefore *packs* such
 //! fields into the access token, and the skill *unpacks* them with [`PackedToken::unpack`].
 //!
 //! # Format, version 1
@@ -63,9 +64,16 @@ impl PackFormat {
         }
     }
 
-    /// Salesforce's: `instance_url` packed after a single space.
+    /// Salesforce's: `instance_url` packed after a single space, then `api_instance_url` after
+    /// another when the answer carries one (JWT-format access tokens do).
+    ///
+    /// A token packed before `api_instance_url` was added (the access token and `instance_url`
+    /// only) is what this format writes for an answer without `api_instance_url`, so it still
+    /// unpacks.
     pub fn salesforce() -> Self {
-        PackFormat::new().field("instance_url")
+        PackFormat::new()
+            .field("instance_url")
+            .field("api_instance_url")
     }
 
     /// Appends a field to pack, after those already named.
@@ -241,6 +249,23 @@ impl PackedToken {
         self.field("instance_url")
     }
 
+    /// The packed `api_instance_url`, if there was one: the host of Salesforce's REST APIs,
+    /// which its JWT-format access tokens name beside `instance_url`.
+    ///
+    /// ```
+    /// use account_link_bridge::PackedToken;
+    ///
+    /// let token = PackedToken::unpack(
+    ///     "eyJ0.eyJ1.c2ln https://acme.my.salesforce.com https://api.salesforce.com",
+    /// )
+    /// .unwrap();
+    /// assert_eq!(token.instance_url(), Some("https://acme.my.salesforce.com"));
+    /// assert_eq!(token.api_instance_url(), Some("https://api.salesforce.com"));
+    /// ```
+    pub fn api_instance_url(&self) -> Option<&str> {
+        self.field("api_instance_url")
+    }
+
     /// A packed field by name, if it was present.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields
@@ -359,8 +384,8 @@ mod tests {
     #[test]
     fn salesforce_tokens_pack_with_a_single_space() {
         let packed = PackFormat::salesforce()
-            .pack("00Dx0000000BV7z!AR8AQAxo9UfVkh8AlV0Gomt9Czx9", |_| {
-                Some("https://na1.salesforce.com")
+            .pack("00Dx0000000BV7z!AR8AQAxo9UfVkh8AlV0Gomt9Czx9", |name| {
+                (name == "instance_url").then_some("https://na1.salesforce.com")
             })
             .unwrap();
         assert_eq!(
@@ -404,10 +429,12 @@ mod tests {
     fn tokens_over_the_maximum_are_refused() {
         let format = PackFormat::salesforce().max_len(10);
         assert_eq!(
-            format.pack("123456", |_| Some("7890")),
+            format.pack("123456", |n| (n == "instance_url").then_some("7890")),
             Err(PackError::TooLong { len: 11, max: 10 })
         );
-        assert!(format.pack("12345", |_| Some("7890")).is_ok());
+        assert!(format
+            .pack("12345", |n| (n == "instance_url").then_some("7890"))
+            .is_ok());
     }
 
     #[test]
@@ -416,8 +443,8 @@ mod tests {
         assert_eq!(format.unpack(""), Err(UnpackError::EmptyAccessToken));
         assert_eq!(format.unpack(" x"), Err(UnpackError::EmptyAccessToken));
         assert_eq!(
-            format.unpack("a b c"),
-            Err(UnpackError::TooManyParts { expected: 1 })
+            format.unpack("a b c d"),
+            Err(UnpackError::TooManyParts { expected: 2 })
         );
     }
 
@@ -434,6 +461,42 @@ mod tests {
             format.max_len(4).unpack("tok x"),
             Err(UnpackError::TooLong { len: 5, max: 4 })
         );
+    }
+
+    #[test]
+    fn api_instance_url_is_packed_after_instance_url_and_unpacked() {
+        let format = PackFormat::salesforce();
+        let packed = format
+            .pack("eyJ.eyJ.sig", |name| match name {
+                "instance_url" => Some("https://acme.my.salesforce.com"),
+                "api_instance_url" => Some("https://api.salesforce.com"),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            packed,
+            "eyJ.eyJ.sig https://acme.my.salesforce.com https://api.salesforce.com"
+        );
+        let token = PackedToken::unpack(&packed).unwrap();
+        assert_eq!(token.access_token(), "eyJ.eyJ.sig");
+        assert_eq!(token.instance_url(), Some("https://acme.my.salesforce.com"));
+        assert_eq!(token.api_instance_url(), Some("https://api.salesforce.com"));
+    }
+
+    #[test]
+    fn tokens_packed_before_api_instance_url_still_unpack() {
+        // What the bridge wrote before it packed api_instance_url: token, space, instance_url.
+        let token = PackedToken::unpack("00Dx0!AR8AQ https://na1.salesforce.com").unwrap();
+        assert_eq!(token.access_token(), "00Dx0!AR8AQ");
+        assert_eq!(token.instance_url(), Some("https://na1.salesforce.com"));
+        assert_eq!(token.api_instance_url(), None);
+        // And an answer without api_instance_url still packs to exactly that.
+        let packed = PackFormat::salesforce()
+            .pack("00Dx0!AR8AQ", |name| {
+                (name == "instance_url").then_some("https://na1.salesforce.com")
+            })
+            .unwrap();
+        assert_eq!(packed, "00Dx0!AR8AQ https://na1.salesforce.com");
     }
 
     #[test]
@@ -468,6 +531,32 @@ mod tests {
                 let expected = value.as_deref().filter(|v| !v.is_empty());
                 prop_assert_eq!(unpacked.field(name), expected);
             }
+        }
+
+        #[test]
+        fn salesforce_unpack_is_the_exact_inverse_of_pack(
+            token in "[^ ]{1,60}",
+            instance_url in prop::option::of("[^ ]{0,40}"),
+            api_instance_url in prop::option::of("[^ ]{0,40}"),
+        ) {
+            let format = PackFormat::salesforce();
+            let packed = format
+                .pack(&token, |name| match name {
+                    "instance_url" => instance_url.as_deref(),
+                    "api_instance_url" => api_instance_url.as_deref(),
+                    _ => None,
+                })
+                .unwrap();
+            let unpacked = PackedToken::unpack(&packed).unwrap();
+            prop_assert_eq!(unpacked.access_token(), token.as_str());
+            prop_assert_eq!(unpacked.instance_url(), instance_url.as_deref().filter(|v| !v.is_empty()));
+            prop_assert_eq!(
+                unpacked.api_instance_url(),
+                api_instance_url.as_deref().filter(|v| !v.is_empty())
+            );
+            // And back: the unpacked token packs to the same string.
+            let repacked = format.pack(unpacked.access_token(), |name| unpacked.field(name)).unwrap();
+            prop_assert_eq!(repacked, packed);
         }
 
         #[test]

@@ -7,7 +7,7 @@
 //!
 //! | preset | credentials | `expires_in` when absent | packed | notes |
 //! | --- | --- | --- | --- | --- |
-//! | [`Provider::salesforce`] | body | 5400 s | `instance_url` | no `expires_in`; refresh answers carry no `refresh_token` (echoed) |
+//! | [`Provider::salesforce`] | body | 5400 s (or the JWT's `exp`) | `instance_url`, `api_instance_url` | no `expires_in`; refresh answers carry no `refresh_token` (echoed) |
 //! | [`Provider::github`] | body | 31 536 000 s (365 days) | nothing | `Accept: application/json`, form answers still read; errors arrive with HTTP 200; GitHub codes mapped to RFC 6749 |
 //! | [`Provider::slack`] | HTTP Basic | 31 536 000 s (365 days) | nothing | `{"ok":false,"error":…}` with HTTP 200 is an error; the user token nested in `authed_user` is used when there is no top-level one |
 //! | [`Provider::generic`] | body | 3600 s | nothing | RFC 6749 as is; string `expires_in` and a missing `token_type` are normalized |
@@ -343,7 +343,10 @@ impl Provider {
     ///   parameters, and whether it accepts HTTP Basic is not documented.
     /// - Its answers have no `expires_in` (the lifetime is the org's session timeout, 2 hours by
     ///   default); the bridge answers 5400 s so Alexa refreshes before the session ends.
-    /// - `instance_url`, the host the skill must call, is packed into the access token.
+    /// - `instance_url`, the host the skill must call, is packed into the access token, and so
+    ///   is `api_instance_url` when the answer has one (JWT-format access tokens carry it).
+    /// - A JWT-format access token's `exp` gives `expires_in` (see
+    ///   [`RewriteTokenResponseLayer`](crate::RewriteTokenResponseLayer)).
     /// - Refresh answers carry no `refresh_token` (unless rotation is on); the bridge echoes the
     ///   one Alexa sent.
     /// - Errors are RFC 6749 JSON with HTTP 400, e.g. `invalid_grant` "expired access/refresh
@@ -600,7 +603,7 @@ mod tests {
         assert_eq!(p.expires_in_policy().default_value(), 5400);
         assert_eq!(
             p.pack_format().fields().collect::<Vec<_>>(),
-            ["instance_url"]
+            ["instance_url", "api_instance_url"]
         );
         assert_eq!(p.client_auth_policy(), ClientAuth::Body);
     }

@@ -12,6 +12,17 @@
 //! this timeout bounds the call run to completion behind it (give it the records'
 //! completion timeout, 30 s), so that a late answer can still be kept.
 //!
+//! Calls in flight are bounded ([`Upstream::max_concurrent_calls`], default
+//! [`Upstream::DEFAULT_MAX_CONCURRENT_CALLS`]), and **clones share the bound**: the token route
+//! and the implicit grant's `/callback` exchange, given clones of one `Upstream`, count against
+//! the same limit. Past it, a call is answered at once with 503 `temporarily_unavailable`
+//! instead of queueing, so an overload never turns into answers later than Alexa's 4.5 s. The
+//! permit is taken when the call starts, after the request layer has read Alexa's whole body:
+//! a client that sends its body slowly holds no permit, so a handful of slow clients cannot
+//! stop the exchanges of everyone else. Each shed call is counted in the metrics; the WARN line
+//! saying so is written at most once a second (with the number shed since), so that an
+//! overload does not also flood the logs.
+//!
 //! Failures become RFC 6749 JSON answers (with the [`OAuthError`] in the response extensions,
 //! which [`RewriteTokenResponse`](crate::RewriteTokenResponse) relays as they are):
 //!
@@ -21,6 +32,7 @@
 //! | connection refused, DNS failure, connection reset | 502 | `temporarily_unavailable` |
 //! | TLS handshake or certificate failure | 502 | `server_error` |
 //! | answer broke off, or over the size cap | 502 | `server_error` |
+//! | too many calls in flight (shed, the upstream is not called) | 503 | `temporarily_unavailable` |
 //!
 //! ```no_run
 //! use account_link_bridge::{upstream::Upstream, Provider, TokenExchangeLayer};
@@ -37,9 +49,10 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -48,6 +61,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::Semaphore;
 use tower_service::Service;
 
 use crate::body::{CollectError, Collector, FullBody};
@@ -60,6 +74,62 @@ pub struct Upstream {
     target: Arc<Target>,
     timeout: Duration,
     answer_limit: usize,
+    in_flight: Arc<CallLimit>,
+}
+
+/// The bound on calls in flight, shared by clones.
+struct CallLimit {
+    max: usize,
+    slots: Arc<Semaphore>,
+    shed_log: RateLimitedWarn,
+}
+
+impl CallLimit {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(CallLimit {
+            max,
+            slots: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+            shed_log: RateLimitedWarn::new(),
+        })
+    }
+}
+
+/// A WARN line written at most once a second, saying how many times it was due since.
+struct RateLimitedWarn {
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last line written, plus one (0: never written).
+    last: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl RateLimitedWarn {
+    const INTERVAL_MS: u64 = 1000;
+
+    fn new() -> Self {
+        RateLimitedWarn {
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether to write the line now, and how many were left unwritten before it.
+    fn due(&self) -> Option<u64> {
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= Self::INTERVAL_MS;
+        if due
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 struct Target {
@@ -74,6 +144,8 @@ impl Upstream {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4);
     /// The default answer-size cap: 64 KiB.
     pub const DEFAULT_ANSWER_LIMIT: usize = 64 * 1024;
+    /// The default bound on calls in flight.
+    pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 1024;
 
     /// A client pinned to `url` (http or https), trusting the webpki roots.
     ///
@@ -124,7 +196,16 @@ impl Upstream {
             }),
             timeout: Self::DEFAULT_TIMEOUT,
             answer_limit: Self::DEFAULT_ANSWER_LIMIT,
+            in_flight: CallLimit::new(Self::DEFAULT_MAX_CONCURRENT_CALLS),
         })
+    }
+
+    /// Bounds the calls in flight; past it, 503 `temporarily_unavailable` at once. The bound
+    /// is shared with the clones made *after* this call (set it before handing clones to the
+    /// token route and the implicit grant).
+    pub fn max_concurrent_calls(mut self, n: usize) -> Self {
+        self.in_flight = CallLimit::new(n);
+        self
     }
 
     /// Sets the per-call timeout (connect, send, and read the whole answer).
@@ -163,6 +244,7 @@ impl fmt::Debug for Upstream {
             .field("url", &self.target.uri)
             .field("timeout", &self.timeout)
             .field("answer_limit", &self.answer_limit)
+            .field("max_concurrent_calls", &self.in_flight.max)
             .finish()
     }
 }
@@ -209,11 +291,16 @@ impl Service<Request<FullBody>> for Upstream {
     }
 
     fn call(&mut self, mut request: Request<FullBody>) -> Self::Future {
+        let Ok(permit) = Arc::clone(&self.in_flight.slots).try_acquire_owned() else {
+            return Box::pin(std::future::ready(Ok(self.shed())));
+        };
         self.pin(&mut request);
         let client = self.client.clone();
         let timeout = self.timeout;
         let limit = self.answer_limit;
         Box::pin(async move {
+            // Held until the whole answer is read (or the call failed).
+            let _permit = permit;
             let exchange = async move {
                 let response = client.request(request).await.map_err(connect_error)?;
                 let (parts, mut body) = response.into_parts();
@@ -253,6 +340,28 @@ impl Service<Request<FullBody>> for Upstream {
     }
 }
 
+impl Upstream {
+    /// The answer to a call over the bound: 503 at once, the upstream not called.
+    fn shed(&self) -> Response<FullBody> {
+        if let Some(suppressed) = self.in_flight.shed_log.due() {
+            tracing::warn!(
+                target: "account_link_bridge::exchange",
+                outcome = "shed",
+                max_concurrent_calls = self.in_flight.max,
+                shed_since_last_line = suppressed,
+                "too many upstream calls in flight: answered 503 (this line is written at most once a second)"
+            );
+        }
+        let error = OAuthError::temporarily_unavailable(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the bridge is at its limit of concurrent exchanges; retry shortly",
+        );
+        let mut response: Response<FullBody> = error.clone().into_response();
+        response.extensions_mut().insert(error);
+        response
+    }
+}
+
 /// Classifies a client error by walking its sources; the description names the class only.
 fn connect_error(error: hyper_util::client::legacy::Error) -> OAuthError {
     let root: &(dyn StdError + 'static) = &error;
@@ -289,5 +398,56 @@ fn next_cause<'a>(error: &&'a (dyn StdError + 'static)) -> Option<&'a (dyn StdEr
     match error.downcast_ref::<std::io::Error>() {
         Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
         None => error.source(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::{ExchangeTrace, Outcome};
+    use crate::{Provider, TokenExchangeLayer};
+    use tower::ServiceExt;
+    use tower_layer::Layer;
+
+    fn refresh() -> Request<FullBody> {
+        Request::post("/token")
+            .body(FullBody::from(
+                r#"{"grant_type":"refresh_token","refresh_token":"r"}"#,
+            ))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_call_past_the_limit_is_shed_503_without_calling_the_upstream_and_traced_as_shed() {
+        // Nothing listens on port 9: a call that went out would be a 502 `unreachable`.
+        let upstream =
+            Upstream::new("http://127.0.0.1:9/token".parse().unwrap()).max_concurrent_calls(0);
+        let exchange = TokenExchangeLayer::new(Provider::generic()).layer(upstream);
+
+        let response = exchange.oneshot(refresh()).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let trace = ExchangeTrace::from_response(&response, Duration::ZERO);
+        assert_eq!(trace.outcome, Outcome::Shed);
+        assert_eq!(
+            trace.answered_error.as_deref(),
+            Some("temporarily_unavailable")
+        );
+    }
+
+    #[tokio::test]
+    async fn clones_share_one_limit_and_a_finished_call_gives_its_place_back() {
+        let upstream =
+            Upstream::new("http://127.0.0.1:9/token".parse().unwrap()).max_concurrent_calls(1);
+        let mut first = upstream.clone();
+        let mut second = upstream;
+        // The first call holds the one place until its future is done or dropped.
+        let held = first.call(refresh());
+        let shed = second.call(refresh()).await.unwrap();
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let refused = held.await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
+        let again = second.call(refresh()).await.unwrap();
+        assert_eq!(again.status(), StatusCode::BAD_GATEWAY);
     }
 }

@@ -310,3 +310,112 @@ async fn the_lambda_runtime_posts_alexa_s_answer_back_to_the_runtime_api() {
         serde_json::from_str(posted["body"].as_str().expect("a text body")).unwrap();
     support::assert_salesforce_token(&answer);
 }
+
+/// The `lambda` example as Lambda runs it (a process polling a Runtime API on loopback), logging
+/// at TRACE with a more specific directive for the module that logs the raw event: the event's
+/// client secret and code appear nowhere in its logs, while the exchange is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_logs_at_trace_never_carry_the_event_s_secrets() {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    const SECRET: &str = "SENTINEL-client-secret-7f3a";
+    const CODE: &str = "SENTINEL-code-91c2";
+    let upstream = MockUpstream::salesforce().await;
+    let event = include_str!("fixtures/lambda/rest-api-v1-token-code-json-no-content-type.json")
+        .replace("alexa-skill-secret", SECRET)
+        .replace("SplxlOBeZQQYbYS6WxSbIA", CODE);
+    assert!(event.contains(SECRET) && event.contains(CODE));
+    let (posted, answer) = tokio::sync::oneshot::channel::<Bytes>();
+    let posted = Arc::new(Mutex::new(Some(posted)));
+    let handed_out = Arc::new(Mutex::new(false));
+    let runtime_api = support::serve(move |request: http::Request<hyper::body::Incoming>| {
+        let (posted, handed_out, event) = (posted.clone(), handed_out.clone(), event.clone());
+        async move {
+            if request.uri().path() == "/2018-06-01/runtime/invocation/next" {
+                if std::mem::replace(&mut *handed_out.lock().unwrap(), true) {
+                    std::future::pending::<()>().await;
+                }
+                return Response::builder()
+                    .header("lambda-runtime-aws-request-id", "sentinel-request-1")
+                    .header("lambda-runtime-deadline-ms", "4102444800000")
+                    .header(
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:us-east-1:123456789012:function:account-link-bridge",
+                    )
+                    .body(Full::new(Bytes::from(event)))
+                    .unwrap();
+            }
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            if let Some(posted) = posted.lock().unwrap().take() {
+                let _ = posted.send(body);
+            }
+            Response::builder()
+                .status(202)
+                .body(Full::new(Bytes::from_static(br#"{"status":"OK"}"#)))
+                .unwrap()
+        }
+    })
+    .await;
+
+    let mut child = std::process::Command::new(support::example_binary("lambda"))
+        .env_clear()
+        .env(
+            "RUST_LOG",
+            "trace,lambda_runtime=trace,lambda_runtime::layers::api_response=trace,lambda_http=trace",
+        )
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "account-link-bridge")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2024/05/24/[$LATEST]0123")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/account-link-bridge")
+        .env("BRIDGE_UPSTREAM_TOKEN_URL", upstream.token_url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let posted = tokio::time::timeout(Duration::from_secs(20), answer).await;
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+
+    let posted = posted.expect("the function answered").unwrap();
+    let posted: serde_json::Value = serde_json::from_slice(&posted).unwrap();
+    assert_eq!(posted["statusCode"], 200, "{posted}");
+    assert_eq!(
+        upstream.last().param("client_secret").as_deref(),
+        Some(SECRET)
+    );
+    // The logs are at TRACE indeed (the guard is not a quiet subscriber).
+    assert!(logs.contains("TRACE"), "{logs}");
+    for sentinel in [SECRET, CODE] {
+        assert!(!logs.contains(sentinel), "{sentinel} logged:\n{logs}");
+    }
+}
+
+#[test]
+fn the_lambda_function_refuses_a_plain_http_upstream_that_is_not_loopback() {
+    let run = |extra: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(support::example_binary("lambda"));
+        command
+            .env_clear()
+            .env(
+                "BRIDGE_UPSTREAM_TOKEN_URL",
+                "http://login.example.com/services/oauth2/token",
+            )
+            .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    let refused = run(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--allow-insecure-upstream"), "{stderr}");
+    assert!(stderr.contains("plain http"), "{stderr}");
+}

@@ -181,6 +181,13 @@ fn help_documents_every_option_of_the_command_line_contract() {
         "--tls-key",
         "--log-format",
         "BRIDGE_UPSTREAM_TOKEN_URL",
+        "--body-read-timeout",
+        "--idle-timeout",
+        "--max-connections",
+        "BRIDGE_MAX_CONNECTIONS",
+        "--max-requests-per-connection",
+        "--allow-insecure-upstream",
+        "BRIDGE_ALLOW_INSECURE_UPSTREAM",
     ] {
         assert!(help.contains(option), "--help lacks {option}:\n{help}");
     }
@@ -240,4 +247,68 @@ async fn the_example_serves_https_and_http2_with_a_given_certificate() {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(answer["expires_in"], 5400);
+}
+
+/// Runs the bridge example with `args` until it exits or has started serving; returns whether
+/// it exited, with everything it wrote to stderr by then.
+fn start_bridge_briefly(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(support::example_binary("bridge"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("bridge serving POST") {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, seen);
+        }
+    }
+    (Some(child.wait().unwrap()), seen)
+}
+
+#[test]
+fn a_plain_http_upstream_that_is_not_loopback_is_refused_at_startup() {
+    for args in [
+        &[
+            "--upstream-token-url",
+            "http://login.example.com/services/oauth2/token",
+        ][..],
+        &[
+            "--upstream-token-url",
+            "https://login.example.com/services/oauth2/token",
+            "--upstream-authorize-url",
+            "http://login.example.com/services/oauth2/authorize",
+        ][..],
+    ] {
+        let (exited, stderr) = start_bridge_briefly(args);
+        let status = exited.expect("the bridge refused to start");
+        assert!(!status.success());
+        assert!(stderr.contains("plain http"), "{stderr}");
+        assert!(stderr.contains("--allow-insecure-upstream"), "{stderr}");
+    }
+
+    // Said explicitly, it starts; and a loopback http upstream needs no saying.
+    let (exited, _) = start_bridge_briefly(&[
+        "--upstream-token-url",
+        "http://login.example.com/services/oauth2/token",
+        "--allow-insecure-upstream",
+    ]);
+    assert!(
+        exited.is_none(),
+        "refused despite --allow-insecure-upstream"
+    );
+    let (exited, _) = start_bridge_briefly(&[
+        "--upstream-token-url",
+        "http://127.0.0.1:9/services/oauth2/token",
+    ]);
+    assert!(exited.is_none(), "a loopback upstream was refused");
 }

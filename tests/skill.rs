@@ -201,10 +201,10 @@ fn debug_output_redacts_tokens_and_codes() {
 
 #[test]
 fn a_token_with_more_parts_than_the_format_is_not_linked() {
-    let request = parse(&turn_on(Some("a b c")));
+    let request = parse(&turn_on(Some("a b c d")));
     assert_eq!(
         request.linked_account(),
-        Err(NotLinked::Unpack(UnpackError::TooManyParts { expected: 1 }))
+        Err(NotLinked::Unpack(UnpackError::TooManyParts { expected: 2 }))
     );
     let format = PackFormat::new()
         .separator('|')

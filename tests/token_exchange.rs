@@ -390,3 +390,106 @@ async fn the_oauth2_crate_reads_the_bridge_answer_as_a_standard_token_response()
         Some("alexa secret+%")
     );
 }
+
+/// A JWT (its signature is never checked by the bridge) with this payload, base64url.
+fn jwt(payload: &str) -> String {
+    use base64::Engine;
+    let encode = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+        encode(payload)
+    )
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn a_salesforce_jwt_answer_gets_expires_in_from_exp_and_both_instance_urls_packed() {
+    let exp = unix_now() + 2 * 3600;
+    let token = jwt(&format!(
+        r#"{{"iss":"https://acme.my.salesforce.com","sub":"005x0","exp":{exp}}}"#
+    ));
+    let answer = format!(
+        r#"{{"access_token":"{token}","instance_url":"https://acme.my.salesforce.com","api_instance_url":"https://api.salesforce.com","token_type":"Bearer","issued_at":"1790000000000"}}"#
+    );
+    let upstream = MockUpstream::start(move |_| support::Answer::json(200, answer.clone())).await;
+    let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
+
+    let reply = post(&url, &[], ALEXA_JSON).await;
+
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let answer = reply.json();
+    let secs = answer["expires_in"].as_u64().unwrap();
+    assert!(
+        (7190..=7200).contains(&secs),
+        "expires_in {secs}, not the 5400 constant"
+    );
+    let packed = PackedToken::unpack(answer["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(packed.access_token(), token);
+    assert_eq!(
+        packed.instance_url(),
+        Some("https://acme.my.salesforce.com")
+    );
+    assert_eq!(
+        packed.api_instance_url(),
+        Some("https://api.salesforce.com")
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_jwt_falls_back_to_the_preset_constant() {
+    let answer = r#"{"access_token":"eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln","instance_url":"https://acme.my.salesforce.com"}"#;
+    let upstream = MockUpstream::start(move |_| support::Answer::json(200, answer)).await;
+    let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
+
+    let reply = post(&url, &[], ALEXA_JSON).await;
+
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["expires_in"], 5400);
+}
+
+#[tokio::test]
+async fn a_jwt_expiring_within_360_s_is_answered_360() {
+    let token = jwt(&format!(r#"{{"exp":{}}}"#, unix_now() + 60));
+    let answer =
+        format!(r#"{{"access_token":"{token}","instance_url":"https://x.my.salesforce.com"}}"#);
+    let upstream = MockUpstream::start(move |_| support::Answer::json(200, answer.clone())).await;
+    let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
+
+    let reply = post(&url, &[], ALEXA_JSON).await;
+
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["expires_in"], 360);
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_reaches_alexa_untouched() {
+    let upstream = MockUpstream::start(|_| {
+        support::Answer::json(
+            200,
+            r#"{"access_token":"00Dx0!rotated","refresh_token":"5Aep861.rotated-by-upstream","instance_url":"https://na1.salesforce.com"}"#,
+        )
+    })
+    .await;
+    let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
+
+    let reply = post(
+        &url,
+        &[],
+        r#"{"grant_type":"refresh_token","refresh_token":"5Aep861.the-old-one","client_id":"alexa","client_secret":"s"}"#,
+    )
+    .await;
+
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["refresh_token"], "5Aep861.rotated-by-upstream");
+    assert_eq!(
+        upstream.last().param("refresh_token").as_deref(),
+        Some("5Aep861.the-old-one")
+    );
+}

@@ -64,10 +64,18 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_UPSTREAM_TIMEOUT", default_value_t = 4.0)]
     pub upstream_timeout: f64,
 
-    /// Token exchanges in flight at once; past it the bridge answers 503 JSON at once rather
-    /// than queue (overload must not turn into answers later than Alexa's 4.5 s).
+    /// Upstream token calls in flight at once, from /token and from /callback in implicit
+    /// mode together; past it the bridge answers 503 JSON at once rather than queue (overload
+    /// must not turn into answers later than Alexa's 4.5 s). Counted from the moment Alexa's
+    /// whole body has been read, so slow clients hold no place.
     #[arg(long, env = "BRIDGE_MAX_CONCURRENT_EXCHANGES", default_value_t = 1024)]
     pub max_concurrent_exchanges: usize,
+
+    /// Accept a plain http:// upstream token or authorization URL on a host other than
+    /// loopback. Without it the bridge refuses to start with one: the client secret and codes
+    /// would cross the network in the clear.
+    #[arg(long, env = "BRIDGE_ALLOW_INSECURE_UPSTREAM")]
+    pub allow_insecure_upstream: bool,
 
     /// Make a PKCE pair (S256) toward the upstream when Alexa sends no code_challenge. On by
     /// default with --provider salesforce (External Client Apps can require it); this turns it
@@ -107,10 +115,37 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_GRANT", value_enum, default_value_t = Grant::Code)]
     pub grant: Grant,
 
-    /// Seconds a client may take to send its request headers (and TLS handshake) before the
-    /// connection is closed, so idle or slow clients cannot pin connections.
+    /// Seconds a client may take to send its request headers before the connection is closed,
+    /// so idle or slow clients cannot pin connections: counted from accept to the first
+    /// request's headers (TLS handshake and HTTP/2 preface included) and for each later
+    /// HTTP/1.1 request head.
     #[arg(long, env = "BRIDGE_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
     pub header_read_timeout: f64,
+
+    /// Seconds a client may take to send a request body once its headers have arrived;
+    /// past it the request is answered 400 JSON and the body is no longer read.
+    #[arg(long, env = "BRIDGE_BODY_READ_TIMEOUT", default_value_t = 5.0)]
+    pub body_read_timeout: f64,
+
+    /// Seconds a connection may stay open with no request in flight after its last answer
+    /// (HTTP/1.1 keep-alive and HTTP/2 alike) before the bridge closes it. Before the first
+    /// request, --header-read-timeout applies instead.
+    #[arg(long, env = "BRIDGE_IDLE_TIMEOUT", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+
+    /// Open client connections at most; past it, new connections are closed as soon as they
+    /// are accepted (counted in the metrics, logged at most once a second).
+    #[arg(long, env = "BRIDGE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Requests one client connection may carry (HTTP/1.1 keep-alive or HTTP/2 streams); then
+    /// the bridge closes it gracefully and the client reconnects.
+    #[arg(
+        long,
+        env = "BRIDGE_MAX_REQUESTS_PER_CONNECTION",
+        default_value_t = 10_000
+    )]
+    pub max_requests_per_connection: usize,
 
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "BRIDGE_TLS_CERT", requires = "tls_key")]
@@ -177,13 +212,48 @@ pub enum LogFormat {
     Json,
 }
 
-/// Sets up `tracing` output on stderr, filtered by `RUST_LOG` (default `info`), each line
-/// written as it is made: what a Lambda function needs, frozen between invocations.
+/// Sets up `tracing` output on stderr for a Lambda function, filtered by `RUST_LOG` (default
+/// `info`), each line written as it is made (a function is frozen between invocations), with
+/// [`is_lambda_runtime_payload`] dropped whatever `RUST_LOG` says.
 // The bridge example calls `logs::init`; the lambda example this file is shared with calls this
 // one.
 #[allow(dead_code)]
-pub fn init_logs(format: LogFormat) {
-    install_logs(format, log_filter(false), std::io::stderr);
+pub fn init_lambda_logs(format: LogFormat) {
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+    };
+    // A filter of its own rather than a directive added to RUST_LOG: a more specific directive
+    // (`lambda_runtime::layers::api_response=trace`) would win over an added one.
+    let no_payloads =
+        tracing_subscriber::filter::filter_fn(|metadata| !is_lambda_runtime_payload(metadata));
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(no_payloads).with_filter(log_filter(false)))
+        .init();
+}
+
+/// Whether `metadata` is a `lambda_runtime` or `lambda_http` event that may carry the
+/// invocation's payload: one of their TRACE or DEBUG events (`lambda_runtime` logs the raw
+/// event, client secret and code included, at TRACE), or one with a `body` or `payload` field
+/// at any level.
+pub fn is_lambda_runtime_payload(metadata: &tracing::Metadata<'_>) -> bool {
+    let target = metadata.target();
+    let lambda = ["lambda_runtime", "lambda_http"]
+        .iter()
+        .any(|crate_name| target.starts_with(crate_name));
+    lambda
+        && metadata.is_event()
+        && (*metadata.level() >= tracing::Level::DEBUG
+            || metadata
+                .fields()
+                .iter()
+                .any(|field| matches!(field.name(), "body" | "payload")))
 }
 
 /// `RUST_LOG` (default `info`), with the per-exchange records of `account_link_bridge::trace`
@@ -203,6 +273,9 @@ pub fn log_filter(trace_exchanges: bool) -> tracing_subscriber::EnvFilter {
 }
 
 /// Installs the `tracing` subscriber writing to `writer`.
+// The bridge example's; the lambda example this file is shared with installs its own, with the
+// payload filter.
+#[allow(dead_code)]
 pub fn install_logs<W>(format: LogFormat, filter: tracing_subscriber::EnvFilter, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
@@ -255,6 +328,12 @@ pub fn build_bridge(
     if !(args.upstream_timeout > 0.0 && args.upstream_timeout.is_finite()) {
         return Err("--upstream-timeout must be a positive number of seconds".into());
     }
+    if !args.allow_insecure_upstream {
+        refuse_plain_http("upstream token URL", &endpoints.token_url.to_string())?;
+        if let Some(url) = &endpoints.authorize_url {
+            refuse_plain_http("upstream authorization URL", url)?;
+        }
+    }
     let answer_deadline = Duration::from_secs_f64(args.upstream_timeout);
     let records = refresh_records(args, answer_deadline)?;
     // With records, --upstream-timeout is Alexa's deadline, applied by the records; the call
@@ -263,17 +342,18 @@ pub fn build_bridge(
         Some(_) => answer_deadline.max(RefreshRecords::DEFAULT_COMPLETION_TIMEOUT),
         None => answer_deadline,
     };
+    // One upstream client, cloned for the implicit grant below: the clones share its bound on
+    // calls in flight, so /token and /callback exchanges count against one limit.
     let upstream = Upstream::try_new(endpoints.token_url.clone())
         .map_err(|e| e.to_string())?
-        .timeout(call_timeout);
+        .timeout(call_timeout)
+        .max_concurrent_calls(args.max_concurrent_exchanges);
     let with_records = |bridge: Bridge| match &records {
         Some(records) => bridge.refresh_records(records.clone()),
         None => bridge,
     };
     let Some(authorize_url) = &endpoints.authorize_url else {
-        return Ok(with_records(
-            Bridge::new(provider, upstream).max_concurrent_exchanges(args.max_concurrent_exchanges),
-        ));
+        return Ok(with_records(Bridge::new(provider, upstream)));
     };
     let vendor_ids: Vec<&str> = args
         .alexa_vendor_id
@@ -327,10 +407,9 @@ pub fn build_bridge(
         accepted = %authorize.redirects().accepted().join(" "),
         "Alexa redirect URLs accepted"
     );
-    Ok(with_records(
-        Bridge::with_authorize(provider, upstream, authorize)
-            .max_concurrent_exchanges(args.max_concurrent_exchanges),
-    ))
+    Ok(with_records(Bridge::with_authorize(
+        provider, upstream, authorize,
+    )))
 }
 
 /// The refresh records the options ask for (`None` with --no-refresh-records), logged.
@@ -386,4 +465,29 @@ fn redis_records(url: &str) -> Result<RefreshRecords, String> {
 #[cfg(not(feature = "redis"))]
 fn redis_records(_url: &str) -> Result<RefreshRecords, String> {
     Err("--refresh-store redis://...: this bridge was built without the `redis` feature".into())
+}
+
+/// Refuses a plain `http://` URL whose host is not loopback: the bridge sends the client
+/// secret and codes there (`--allow-insecure-upstream` accepts it, e.g. behind a TLS-terminating
+/// sidecar on a private network).
+fn refuse_plain_http(name: &str, url: &str) -> Result<(), String> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        // Not a URL at all: the upstream client or the middleman says why, in its own words.
+        return Ok(());
+    };
+    if parsed.scheme() != "http" {
+        return Ok(());
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if loopback {
+        return Ok(());
+    }
+    Err(format!(
+        "the {name} {url} is plain http on a host that is not loopback: the client secret and codes would cross the network in the clear; use https, or pass --allow-insecure-upstream (BRIDGE_ALLOW_INSECURE_UPSTREAM) if something else encrypts that hop"
+    ))
 }

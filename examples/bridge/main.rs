@@ -120,6 +120,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
 
+    let limits = client_limits(&args)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(serve::tls_acceptor(cert, key)?),
         _ => None,
@@ -171,17 +172,30 @@ async fn run(args: Args) -> Result<(), String> {
         );
         println!();
     }
-    if !(args.header_read_timeout > 0.0 && args.header_read_timeout.is_finite()) {
-        return Err("--header-read-timeout must be a positive number of seconds".into());
-    }
-    let header_read_timeout = std::time::Duration::from_secs_f64(args.header_read_timeout);
-    serve::serve(
-        listener,
-        bridge,
-        tls,
-        header_read_timeout,
-        serve::shutdown_signal(),
-    )
-    .await;
+    serve::serve(listener, bridge, tls, limits, serve::shutdown_signal()).await;
     Ok(())
+}
+
+/// The server's limits on clients, from the command line.
+fn client_limits(args: &Args) -> Result<serve::ClientLimits, String> {
+    let seconds = |name: &str, value: f64| {
+        if value > 0.0 && value.is_finite() {
+            Ok(std::time::Duration::from_secs_f64(value))
+        } else {
+            Err(format!("--{name} must be a positive number of seconds"))
+        }
+    };
+    if args.max_connections == 0 {
+        return Err("--max-connections must be at least 1".into());
+    }
+    if args.max_requests_per_connection == 0 {
+        return Err("--max-requests-per-connection must be at least 1".into());
+    }
+    Ok(serve::ClientLimits {
+        header_read_timeout: seconds("header-read-timeout", args.header_read_timeout)?,
+        body_read_timeout: seconds("body-read-timeout", args.body_read_timeout)?,
+        idle_timeout: seconds("idle-timeout", args.idle_timeout)?,
+        max_connections: args.max_connections,
+        max_requests_per_connection: args.max_requests_per_connection,
+    })
 }

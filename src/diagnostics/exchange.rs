@@ -164,7 +164,8 @@ pub enum Outcome {
     Unreachable,
     /// The upstream did not answer in time.
     Timeout,
-    /// Too many exchanges in flight: answered 503 at once.
+    /// Too many exchanges in flight: answered 503 at once by the upstream client's
+    /// concurrency limit, without calling the upstream.
     Shed,
 }
 
@@ -205,7 +206,7 @@ pub struct ExchangeTrace {
     /// `other` or `absent`.
     pub expires_in_type: Option<&'static str>,
     /// What the bridge did to `expires_in`: `kept`, `converted`, `injected`, `replaced`,
-    /// `clamped`.
+    /// `clamped`, `jwt_exp`.
     pub expires_in_action: Option<&'static str>,
     /// The `expires_in` answered.
     pub expires_in: Option<u64>,
@@ -258,6 +259,8 @@ impl ExchangeTrace {
             (Some(r), None) => match (&r.answered_error, r.upstream_status) {
                 (None, _) => Outcome::Token,
                 (Some(_), None) if status == http::StatusCode::GATEWAY_TIMEOUT => Outcome::Timeout,
+                // The upstream client answers 503 of itself only when it sheds a call.
+                (Some(_), None) if status == http::StatusCode::SERVICE_UNAVAILABLE => Outcome::Shed,
                 (Some(_), None) => Outcome::Unreachable,
                 (Some(_), Some(_)) if r.upstream_error.is_some() && !is_fault(status) => {
                     Outcome::UpstreamError
@@ -363,6 +366,7 @@ fn action_name(action: ExpiresInAction) -> &'static str {
         ExpiresInAction::Injected => "injected",
         ExpiresInAction::Replaced => "replaced",
         ExpiresInAction::Clamped => "clamped",
+        ExpiresInAction::FromJwt => "jwt_exp",
     }
 }
 

@@ -43,15 +43,6 @@ pub(super) fn exchange(trace: &ExchangeTrace) {
     }
 }
 
-pub(super) fn shed() {
-    counter!(
-        "account_link_bridge_exchanges_total",
-        "grant_type" => "none",
-        "outcome" => Outcome::Shed.as_str(),
-    )
-    .increment(1);
-}
-
 pub(super) fn authorize(report: &AuthorizeReport) {
     counter!(
         "account_link_bridge_authorize_total",

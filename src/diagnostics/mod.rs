@@ -62,12 +62,6 @@ pub fn record_exchange<B>(response: &http::Response<B>, elapsed: std::time::Dura
     metrics::exchange(&trace);
 }
 
-/// Records a token exchange shed because too many were in flight.
-pub fn record_shed() {
-    #[cfg(feature = "metrics")]
-    metrics::shed();
-}
-
 /// Records one finished `/authorize` or `/callback` answer, when it carries an
 /// [`AuthorizeReport`].
 pub fn record_authorize<B>(response: &http::Response<B>, elapsed: std::time::Duration) {

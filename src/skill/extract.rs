@@ -55,6 +55,11 @@ impl LinkedAccount {
     pub fn instance_url(&self) -> Option<&str> {
         self.token.instance_url()
     }
+
+    /// The packed `api_instance_url` (Salesforce's JWT-format tokens), if there was one.
+    pub fn api_instance_url(&self) -> Option<&str> {
+        self.token.api_instance_url()
+    }
 }
 
 impl<S> FromRequest<S> for LinkedAccount

@@ -378,7 +378,8 @@ impl AlexaRequest {
     }
 
     /// The linked account: the token unpacked with Salesforce's format (the access token, then
-    /// a space and the `instance_url`), which also reads an unpacked token as it is.
+    /// a space and the `instance_url`, then a space and the `api_instance_url` when there is
+    /// one), which also reads an unpacked token as it is.
     pub fn linked_account(&self) -> Result<PackedToken, NotLinked> {
         self.linked_account_with(&PackFormat::salesforce())
     }

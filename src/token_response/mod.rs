@@ -4,10 +4,16 @@
 //! and answers Alexa with RFC 6749 §5.1 JSON it can live with:
 //!
 //! - `expires_in` always present and an integer: the configured default when the upstream gives
-//!   none (Salesforce), a string of digits converted (Azure AD v1), optionally clamped;
+//!   none (Salesforce), a string of digits converted (Azure AD v1), optionally clamped. When
+//!   the upstream gives none and the access token is a JWT with an `exp` claim (Salesforce's
+//!   JWT-based access tokens), the seconds until `exp` replace the default: the payload is
+//!   only decoded (base64url), no signature is checked, and a token expiring sooner than
+//!   Alexa's 360 s (or already expired: a clock skew, most likely) is answered 360 with a
+//!   warning. An `expires_in` the upstream did send always wins over the JWT;
 //! - fields such as Salesforce's `instance_url` packed into the access token
 //!   ([`PackFormat`]);
 //! - on a refresh, the refresh token Alexa sent echoed when the upstream omits one (RFC 6749 §6);
+//!   a rotated refresh token the upstream does send passes through untouched;
 //! - `token_type` defaulting to `Bearer`; other fields passed through as the upstream wrote
 //!   them, in its order (the fields the rewrite adds come last);
 //! - `Content-Type: application/json;charset=UTF-8`, `Cache-Control: no-store`,
@@ -32,6 +38,7 @@
 
 mod answer;
 mod future;
+mod jwt;
 mod rewrite;
 
 use std::fmt;

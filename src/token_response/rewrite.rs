@@ -37,6 +37,9 @@ pub enum ExpiresInAction {
     Replaced,
     /// The value was clamped to the configured maximum.
     Clamped,
+    /// The upstream gave none (or an unusable one), and the access token is a JWT: its `exp`
+    /// claim gave the lifetime (never below Alexa's 360 s).
+    FromJwt,
 }
 
 /// What the response layer saw and did, attached to every answer's extensions for diagnostics.
@@ -187,7 +190,16 @@ pub(crate) fn rewrite(
         )));
     }
 
-    let (upstream_secs, mut action) = read_expires_in(object.get("expires_in"));
+    let (mut upstream_secs, mut action) = read_expires_in(object.get("expires_in"));
+    if upstream_secs.is_none() {
+        // An upstream `expires_in` wins: the server said how long the token lives. Without one,
+        // a JWT's own `exp` says it better than the preset's constant.
+        let token = object.str("access_token").unwrap_or_default();
+        if let Some(secs) = super::jwt::expires_in_from_jwt(token, unix_now) {
+            upstream_secs = Some(secs);
+            action = ExpiresInAction::FromJwt;
+        }
+    }
     let secs = policy.expires_in.resolve(upstream_secs);
     if upstream_secs.is_some_and(|up| up != secs) {
         action = ExpiresInAction::Clamped;
@@ -232,6 +244,13 @@ pub(crate) fn rewrite(
     let mut json = Vec::with_capacity(body.len() + 128);
     object.write_json(&mut json);
     Ok(Bytes::from(json))
+}
+
+/// Seconds since the Unix epoch (0 for a clock set before it).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A fault on the path: never `invalid_grant`/`invalid_client`, which would unlink the user.
@@ -479,6 +498,97 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["refresh_token"], "new");
+    }
+
+    /// A Salesforce JWT-format answer whose access token expires `secs_left` from now.
+    fn salesforce_jwt_answer(payload_exp: String) -> String {
+        let token = super::super::jwt::tests::jwt(&format!(r#"{{"sub":"005x0",{payload_exp}}}"#));
+        format!(
+            r#"{{"access_token":"{token}","instance_url":"https://acme.my.salesforce.com","api_instance_url":"https://api.salesforce.com","token_type":"Bearer"}}"#
+        )
+    }
+
+    #[test]
+    fn a_jwt_access_token_s_exp_gives_expires_in() {
+        let exp = unix_now() + 7200;
+        let body = salesforce_jwt_answer(format!(r#""exp":{exp}"#));
+        let mut report = RewriteReport::new(None);
+        let out = rewrite(
+            StatusCode::OK,
+            &json(),
+            body.as_bytes(),
+            None,
+            &Provider::salesforce().response,
+            &mut report,
+        )
+        .unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        let secs = out["expires_in"].as_u64().unwrap();
+        // The clock moved between making the token and reading it: a few seconds at most.
+        assert!((7190..=7200).contains(&secs), "{secs}");
+        assert_eq!(report.expires_in, Some(ExpiresInAction::FromJwt));
+        let token = crate::PackedToken::unpack(out["access_token"].as_str().unwrap()).unwrap();
+        assert_eq!(token.instance_url(), Some("https://acme.my.salesforce.com"));
+        assert_eq!(token.api_instance_url(), Some("https://api.salesforce.com"));
+    }
+
+    #[test]
+    fn a_jwt_expiring_within_360_s_or_already_expired_is_answered_360() {
+        for exp in [unix_now() + 100, unix_now().saturating_sub(600)] {
+            let body = salesforce_jwt_answer(format!(r#""exp":{exp}"#));
+            let out = run(&Provider::salesforce(), 200, &json(), &body, None).unwrap();
+            assert_eq!(out["expires_in"], 360, "exp {exp}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_jwt_or_one_without_exp_falls_back_to_the_preset_constant() {
+        for claims in [r#""iat":1"#, r#""exp":"tomorrow""#] {
+            let body = salesforce_jwt_answer(claims.to_string());
+            let out = run(&Provider::salesforce(), 200, &json(), &body, None).unwrap();
+            assert_eq!(out["expires_in"], 5400, "{claims}");
+        }
+        let broken =
+            r#"{"access_token":"eyJhbGciOiJSUzI1NiJ9.!!!.sig","instance_url":"https://x"}"#;
+        let out = run(&Provider::salesforce(), 200, &json(), broken, None).unwrap();
+        assert_eq!(out["expires_in"], 5400);
+    }
+
+    #[test]
+    fn an_upstream_expires_in_wins_over_the_jwt_exp() {
+        let exp = unix_now() + 7200;
+        let body = salesforce_jwt_answer(format!(r#""exp":{exp}"#))
+            .replace(r#""token_type""#, r#""expires_in":1800,"token_type""#);
+        let out = run(&Provider::salesforce(), 200, &json(), &body, None).unwrap();
+        assert_eq!(out["expires_in"], 1800);
+    }
+
+    #[test]
+    fn the_jwt_exp_is_clamped_to_the_maximum_like_any_lifetime() {
+        let p = Provider::generic().expires_in(ExpiresIn::default_secs(3600).max_secs(1000));
+        let token = super::super::jwt::tests::jwt(&format!(r#"{{"exp":{}}}"#, unix_now() + 7200));
+        let body = format!(r#"{{"access_token":"{token}"}}"#);
+        let out = run(&p, 200, &json(), &body, None).unwrap();
+        assert_eq!(out["expires_in"], 1000);
+    }
+
+    #[test]
+    fn a_rotated_refresh_token_passes_through_untouched_and_is_not_echoed() {
+        let request = refresh_request();
+        let rotated = SALESFORCE.replace("\"id\"", "\"refresh_token\":\"5Aep861-rotated\",\"id\"");
+        let mut report = RewriteReport::new(None);
+        let out = rewrite(
+            StatusCode::OK,
+            &json(),
+            rotated.as_bytes(),
+            Some(&request),
+            &Provider::salesforce().response,
+            &mut report,
+        )
+        .unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(out["refresh_token"], "5Aep861-rotated");
+        assert!(!report.refresh_token_echoed);
     }
 
     #[test]
