@@ -9,6 +9,9 @@
 
 mod error;
 mod media;
+mod parse;
 
 pub use self::error::{ErrorCode, OAuthError};
 pub(crate) use self::media::{content_media_type, json_content_type, media_type};
+pub(crate) use self::parse::form_decode;
+pub use self::parse::{BodyFormat, ClientAuth, CredentialSource, GrantType, TokenRequest};

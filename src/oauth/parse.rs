@@ -10,7 +10,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::OAuthError;
+use super::OAuthError;
 
 /// The most parameters a token request may carry. Alexa sends at most seven; the bound keeps the
 /// duplicate check cheap on hostile bodies.
@@ -551,7 +551,7 @@ fn body_format(headers: &HeaderMap, body: &[u8]) -> Result<BodyFormat, OAuthErro
             "the request has more than one Content-Type",
         ));
     }
-    let media_type = crate::media_type(value).unwrap_or("");
+    let media_type = super::media_type(value).unwrap_or("");
     if media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         Ok(BodyFormat::Form)
     } else if media_type.eq_ignore_ascii_case("application/json") {
@@ -853,7 +853,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorCode;
+    use crate::oauth::ErrorCode;
     use http::StatusCode;
     use proptest::prelude::*;
 
