@@ -57,7 +57,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use self::future::ResponseFuture;
-// The vocabulary lives in `oauth`; these are its paths of old.
+// The vocabulary lives in `oauth`; these are its paths of old (`form_decode`'s kept while branches
+// written against it land).
+#[allow(unused_imports)]
 pub(crate) use crate::oauth::form_decode;
 pub use crate::oauth::{BodyFormat, ClientAuth, CredentialSource, GrantType, TokenRequest};
 
