@@ -1,186 +1,22 @@
-//! The typed token request, parsed strictly from what Alexa may send, and encoded as a form.
+//! Reading a token request strictly from what Alexa may send: a form or JSON, with or without
+//! Content-Type, credentials in HTTP Basic or the body.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue};
+use http::header::CONTENT_TYPE;
+use http::HeaderMap;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::OAuthError;
+use super::basic::basic_credentials;
+use super::form::append_form_decoded;
+use super::request::{Fields, Span};
+use super::{BodyFormat, CredentialSource, GrantType, OAuthError, TokenRequest};
 
 /// The most parameters a token request may carry. Alexa sends at most seven; the bound keeps the
 /// duplicate check cheap on hostile bodies.
 const MAX_PARAMS: usize = 64;
-
-/// An OAuth 2.0 grant type (RFC 6749 §4).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub enum GrantType {
-    /// `authorization_code`: Alexa exchanges the code from the authorization redirect.
-    AuthorizationCode,
-    /// `refresh_token`: Alexa renews an expired access token.
-    RefreshToken,
-    /// Any other grant type, by name.
-    Other(Cow<'static, str>),
-}
-
-impl GrantType {
-    /// Parses a `grant_type` value.
-    pub fn from_name(name: &str) -> Self {
-        match name {
-            "authorization_code" => GrantType::AuthorizationCode,
-            "refresh_token" => GrantType::RefreshToken,
-            other => GrantType::Other(Cow::Owned(other.to_owned())),
-        }
-    }
-
-    /// The `grant_type` value.
-    pub fn as_str(&self) -> &str {
-        match self {
-            GrantType::AuthorizationCode => "authorization_code",
-            GrantType::RefreshToken => "refresh_token",
-            GrantType::Other(name) => name,
-        }
-    }
-}
-
-impl fmt::Debug for GrantType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for GrantType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where the bridge puts the client credentials on the request to the upstream
-/// (RFC 6749 §2.3.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// `client_id` and `client_secret` as form parameters (Salesforce's documented way).
-    #[default]
-    Body,
-    /// `Authorization: Basic base64(form(client_id):form(client_secret))`.
-    Basic,
-}
-
-/// Where Alexa put the client credentials (the skill's "Client Authentication Scheme").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CredentialSource {
-    /// In an HTTP Basic `Authorization` header ("HTTP Basic").
-    Basic,
-    /// As `client_id`/`client_secret` body parameters ("Credentials in request body").
-    Body,
-    /// No credentials at all.
-    None,
-}
-
-/// The encoding of the body Alexa sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// `application/x-www-form-urlencoded`, declared or sniffed.
-    Form,
-    /// `application/json`, declared or sniffed.
-    Json,
-}
-
-/// A token request as Alexa sent it, parsed strictly.
-///
-/// Parameters keep their order. Parameters sent with an empty value are treated as omitted
-/// (RFC 6749 §3.1). Its `Debug` output shows parameter names and redacts every value that could
-/// be a secret (codes, tokens, secrets, verifiers, and any parameter not known to be harmless).
-///
-/// ```
-/// use account_link_bridge::{GrantType, TokenRequest};
-/// use http::HeaderMap;
-///
-/// // Alexa's JSON without a Content-Type, as the Salesforce bridge's author reported it:
-/// let body = br#"{"grant_type":"authorization_code","code":"abc","client_id":"alexa","client_secret":"s3cret"}"#;
-/// let request = TokenRequest::parse(&HeaderMap::new(), body).unwrap();
-/// assert_eq!(request.grant_type(), &GrantType::AuthorizationCode);
-/// assert_eq!(request.code(), Some("abc"));
-/// assert_eq!(request.client_id(), Some("alexa"));
-/// assert!(!format!("{request:?}").contains("s3cret"));
-/// ```
-///
-/// Cloning is cheap: the parsed fields are shared, and copied only when a clone is changed
-/// (`set_param`, `remove_param`). The response layer keeps a clone of every request for the
-/// whole exchange, so a deep copy there would cost one allocation per parameter.
-#[derive(Clone)]
-pub struct TokenRequest {
-    fields: Arc<Fields>,
-}
-
-#[derive(Clone)]
-struct Fields {
-    grant_type: GrantType,
-    /// Every decoded name and value, one after another: one allocation for the whole request
-    /// instead of two per parameter. The spans below point into it.
-    text: String,
-    params: Vec<(Span, Span)>,
-    client_id: Option<Span>,
-    client_secret: Option<Span>,
-    credentials: CredentialSource,
-    format: BodyFormat,
-}
-
-/// Where one name or value lies in [`Fields::text`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span {
-    start: usize,
-    end: usize,
-}
-
-impl Span {
-    /// Appends `value` to `text` and returns where it went.
-    fn push(text: &mut String, value: &str) -> Span {
-        let start = text.len();
-        text.push_str(value);
-        Span {
-            start,
-            end: text.len(),
-        }
-    }
-
-    fn is_empty(self) -> bool {
-        self.start == self.end
-    }
-
-    /// The name or value in `text`.
-    fn of(self, text: &str) -> &str {
-        &text[self.start..self.end]
-    }
-}
-
-impl Fields {
-    fn at(&self, span: Span) -> &str {
-        span.of(&self.text)
-    }
-
-    fn params(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.params.iter().map(|&(n, v)| (self.at(n), self.at(v)))
-    }
-
-    fn position(&self, name: &str) -> Option<usize> {
-        self.params.iter().position(|&(n, _)| self.at(n) == name)
-    }
-}
-
-/// Parameter names whose values are never secrets, shown by `Debug`.
-const HARMLESS: &[&str] = &[
-    "grant_type",
-    "redirect_uri",
-    "scope",
-    "client_id",
-    "response_type",
-    "code_challenge_method",
-];
 
 impl TokenRequest {
     /// Parses a token request from its headers and body, allowing the `authorization_code` and
@@ -294,243 +130,6 @@ impl TokenRequest {
             }),
         })
     }
-
-    /// The grant type.
-    pub fn grant_type(&self) -> &GrantType {
-        &self.fields.grant_type
-    }
-
-    /// A parameter's value, `None` when absent. Client credentials are not parameters: see
-    /// [`TokenRequest::client_id`] and [`TokenRequest::client_secret`].
-    pub fn param(&self, name: &str) -> Option<&str> {
-        let fields = &*self.fields;
-        fields.position(name).map(|i| fields.at(fields.params[i].1))
-    }
-
-    /// All parameters in the order Alexa sent them, credentials excluded.
-    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.params()
-    }
-
-    /// The authorization code (`authorization_code` grant).
-    pub fn code(&self) -> Option<&str> {
-        self.param("code")
-    }
-
-    /// The refresh token (`refresh_token` grant).
-    pub fn refresh_token(&self) -> Option<&str> {
-        self.param("refresh_token")
-    }
-
-    /// The `redirect_uri` Alexa sent.
-    pub fn redirect_uri(&self) -> Option<&str> {
-        self.param("redirect_uri")
-    }
-
-    /// The client id, from Basic or the body.
-    pub fn client_id(&self) -> Option<&str> {
-        self.fields.client_id.map(|span| self.fields.at(span))
-    }
-
-    /// The client secret, from Basic or the body.
-    pub fn client_secret(&self) -> Option<&str> {
-        self.fields.client_secret.map(|span| self.fields.at(span))
-    }
-
-    /// Where Alexa put the client credentials.
-    pub fn credential_source(&self) -> CredentialSource {
-        self.fields.credentials
-    }
-
-    /// The encoding of the body Alexa sent.
-    pub fn body_format(&self) -> BodyFormat {
-        self.fields.format
-    }
-
-    /// Sets a parameter: replaces its value if present, appends it otherwise.
-    pub fn set_param(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let name = name.into();
-        let value = value.into();
-        let position = self.fields.position(&name);
-        let fields = Arc::make_mut(&mut self.fields);
-        // The replaced value stays in the text, unreferenced: requests live for one exchange.
-        let value = Span::push(&mut fields.text, &value);
-        match position {
-            Some(i) => fields.params[i].1 = value,
-            None => {
-                let name = Span::push(&mut fields.text, &name);
-                fields.params.push((name, value));
-            }
-        }
-    }
-
-    /// Removes a parameter, returning its value.
-    pub fn remove_param(&mut self, name: &str) -> Option<String> {
-        let i = self.fields.position(name)?;
-        let fields = Arc::make_mut(&mut self.fields);
-        let (_, value) = fields.params.remove(i);
-        Some(fields.at(value).to_owned())
-    }
-
-    /// The values a description or log line must never show: code, refresh token, client
-    /// secret, code verifier.
-    pub fn secrets(&self) -> impl Iterator<Item = &str> {
-        self.fields
-            .params()
-            .filter(|(n, _)| !HARMLESS.contains(n))
-            .map(|(_, v)| v)
-            .chain(self.client_secret())
-    }
-
-    /// Encodes the request as the `application/x-www-form-urlencoded` body the upstream wants
-    /// (RFC 6749 Appendix B), with the credentials placed as `auth` says, followed by `extra`
-    /// parameters not already present. Returns the body and, for [`ClientAuth::Basic`], the
-    /// `Authorization` header value.
-    pub fn to_form(
-        &self,
-        auth: ClientAuth,
-        extra: &[(String, String)],
-    ) -> (Bytes, Option<HeaderValue>) {
-        let extra = extra
-            .iter()
-            .filter(|(name, _)| self.param(name).is_none())
-            .map(|(name, value)| (name.as_str(), value.as_str()));
-        let in_body = auth == ClientAuth::Body;
-        let credentials = [
-            ("client_id", self.client_id()),
-            ("client_secret", self.client_secret()),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| Some((name, value.filter(|_| in_body)?)));
-        let pairs = || {
-            self.params()
-                .chain(extra.clone())
-                .chain(credentials.clone())
-        };
-        // Sized exactly first, so that the form is written with one allocation and `Bytes`
-        // takes the buffer as it is (a buffer with spare capacity costs `Bytes` one more).
-        let len = pairs().fold(0usize, |len, (name, value)| {
-            len + usize::from(len > 0) + form_encoded_len(name) + 1 + form_encoded_len(value)
-        });
-        let mut body = Vec::with_capacity(len);
-        for (name, value) in pairs() {
-            if !body.is_empty() {
-                body.push(b'&');
-            }
-            append_form_encoded(&mut body, name);
-            body.push(b'=');
-            append_form_encoded(&mut body, value);
-        }
-        let authorization = match (auth, self.client_id()) {
-            (ClientAuth::Basic, Some(id)) => Some(basic_header(id, self.client_secret())),
-            _ => None,
-        };
-        (Bytes::from(body), authorization)
-    }
-}
-
-impl fmt::Debug for TokenRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Params<'a>(&'a Fields);
-        impl fmt::Debug for Params<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_map()
-                    .entries(self.0.params().map(|(n, v)| {
-                        let shown = if HARMLESS.contains(&n) {
-                            v
-                        } else {
-                            "[redacted]"
-                        };
-                        (n, shown)
-                    }))
-                    .finish()
-            }
-        }
-        f.debug_struct("TokenRequest")
-            .field("grant_type", &self.fields.grant_type)
-            .field("params", &Params(&self.fields))
-            .field("client_id", &self.client_id())
-            .field(
-                "client_secret",
-                &self.fields.client_secret.map(|_| "[redacted]"),
-            )
-            .field("credentials", &self.fields.credentials)
-            .field("format", &self.fields.format)
-            .finish()
-    }
-}
-
-/// The bytes `application/x-www-form-urlencoded` leaves as they are (the WHATWG URL
-/// standard's urlencoded serializer, as `form_urlencoded::byte_serialize`): ASCII alphanumerics
-/// and `*-._`. A space becomes `+`, any other byte `%XX`.
-static UNRESERVED: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] =
-            matches!(b as u8, b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' | b'*' | b'-' | b'.' | b'_');
-        b += 1;
-    }
-    table
-};
-
-/// The length of `value` once `application/x-www-form-urlencoded`: one table lookup and an
-/// add per byte, no branch.
-fn form_encoded_len(value: &str) -> usize {
-    value
-        .bytes()
-        .fold(0, |len, b| len + usize::from(ENCODED_LEN[usize::from(b)]))
-}
-
-/// How many bytes each byte becomes: 1 (unreserved, or a space written as `+`) or 3 (`%XX`).
-static ENCODED_LEN: [u8; 256] = {
-    let mut table = [3u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        if UNRESERVED[b] || b == b' ' as usize {
-            table[b] = 1;
-        }
-        b += 1;
-    }
-    table
-};
-
-/// Appends `value`, `application/x-www-form-urlencoded`: runs of unreserved bytes are copied
-/// at once (a token or code is one run), the rest escaped.
-fn append_form_encoded(out: &mut Vec<u8>, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut rest = value.as_bytes();
-    while !rest.is_empty() {
-        let run = rest
-            .iter()
-            .position(|&b| !UNRESERVED[usize::from(b)])
-            .unwrap_or(rest.len());
-        out.extend_from_slice(&rest[..run]);
-        let Some(&b) = rest.get(run) else {
-            break;
-        };
-        if b == b' ' {
-            out.push(b'+');
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-        rest = &rest[run + 1..];
-    }
-}
-
-/// `Basic base64(form(id):form(secret))`, RFC 6749 §2.3.1.
-fn basic_header(id: &str, secret: Option<&str>) -> HeaderValue {
-    let secret = secret.unwrap_or("");
-    let mut credentials = Vec::with_capacity(form_encoded_len(id) + 1 + form_encoded_len(secret));
-    append_form_encoded(&mut credentials, id);
-    credentials.push(b':');
-    append_form_encoded(&mut credentials, secret);
-    let mut header = String::with_capacity(6 + credentials.len().div_ceil(3) * 4);
-    header.push_str("Basic ");
-    base64::engine::general_purpose::STANDARD.encode_string(&credentials, &mut header);
-    let mut value = HeaderValue::try_from(header).expect("base64 is a valid header value");
-    value.set_sensitive(true);
-    value
 }
 
 /// Decides the body's encoding from Content-Type, sniffing when it is missing.
@@ -601,51 +200,14 @@ fn too_many_params() -> OAuthError {
     OAuthError::invalid_request(format!("more than {MAX_PARAMS} parameters"))
 }
 
-/// Decodes one `application/x-www-form-urlencoded` component: `+` is a space, `%XX` a byte, and
-/// the result must be UTF-8. `None` on a malformed escape or invalid UTF-8.
-pub(crate) fn form_decode(input: &[u8]) -> Option<String> {
-    let mut out = String::with_capacity(input.len());
-    form_decode_into(input, &mut out)?;
-    Some(out)
-}
-
-/// [`form_decode`], appended to `text`; `None` (with `text` as it was) on a malformed escape or
-/// invalid UTF-8.
+/// One form component decoded into the request's text (see [`append_form_decoded`]).
 fn form_decode_into(input: &[u8], text: &mut String) -> Option<Span> {
-    if !input.iter().any(|b| matches!(b, b'%' | b'+')) {
-        return Some(Span::push(text, std::str::from_utf8(input).ok()?));
-    }
-    let decoded = percent_decode(input)?;
-    Some(Span::push(text, std::str::from_utf8(&decoded).ok()?))
-}
-
-/// `+` as a space and `%XX` as a byte; `None` on a malformed escape.
-fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = hex(*input.get(i + 1)?)?;
-                let lo = hex(*input.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Some(out)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    let start = text.len();
+    append_form_decoded(input, text)?;
+    Some(Span {
+        start,
+        end: text.len(),
+    })
 }
 
 /// Parses a JSON object of string values, keeping order and duplicates (refused later). Names
@@ -782,7 +344,7 @@ fn check_param(name: &str, value: &str) -> Result<(), OAuthError> {
 }
 
 /// Whether every byte of `text` is in `%x20-7E` (RFC 6749 Appendix A's VSCHAR and space).
-fn is_vschar(text: &str) -> bool {
+pub(super) fn is_vschar(text: &str) -> bool {
     text.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
@@ -810,75 +372,14 @@ fn printable_name(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// Reads `Authorization: Basic`, form-decoding id and secret (RFC 6749 §2.3.1).
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(OAuthError::invalid_request(
-            "the request has more than one Authorization header",
-        ));
-    }
-    let malformed =
-        || OAuthError::invalid_client("the Authorization header is not valid HTTP Basic");
-    let value = value.to_str().map_err(|_| malformed())?.trim();
-    let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client(
-            "only HTTP Basic client authentication is accepted",
-        ));
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| malformed())?;
-    let decoded = std::str::from_utf8(&decoded).map_err(|_| malformed())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let id = form_decode(id.as_bytes()).ok_or_else(malformed)?;
-    let secret = form_decode(secret.as_bytes()).ok_or_else(malformed)?;
-    if id.is_empty() {
-        return Err(malformed());
-    }
-    for (name, value) in [("client_id", &id), ("client_secret", &secret)] {
-        if !is_vschar(value) {
-            return Err(OAuthError::invalid_client(format!(
-                "the Basic {name} has characters outside %x20-7E"
-            )));
-        }
-    }
-    Ok(Some((id, secret)))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{basic, form, headers, refused};
+    use super::super::ErrorCode;
     use super::*;
-    use crate::oauth::ErrorCode;
-    use http::StatusCode;
+    use http::header::AUTHORIZATION;
+    use http::HeaderValue;
     use proptest::prelude::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
-
-    fn form() -> HeaderMap {
-        headers(&[("content-type", "application/x-www-form-urlencoded")])
-    }
-
-    fn basic(id: &str, secret: &str) -> String {
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-        )
-    }
-
-    fn refused(h: &HeaderMap, body: &str) -> OAuthError {
-        TokenRequest::parse(h, body.as_bytes()).unwrap_err()
-    }
 
     #[test]
     fn a_json_parameter_without_a_name_is_refused() {
@@ -1050,34 +551,6 @@ mod tests {
     }
 
     #[test]
-    fn basic_credentials_are_form_decoded() {
-        // RFC 6749 §2.3.1: a secret with '+' and '%' is form-encoded before base64.
-        let h = headers(&[("authorization", &basic("my%20client", "a%2Bb%25c+d"))]);
-        let r = TokenRequest::parse(&h, b"grant_type=refresh_token&refresh_token=r").unwrap();
-        assert_eq!(r.client_id(), Some("my client"));
-        assert_eq!(r.client_secret(), Some("a+b%c d"));
-        assert_eq!(r.credential_source(), CredentialSource::Basic);
-    }
-
-    #[test]
-    fn malformed_basic_is_401_invalid_client() {
-        for value in [
-            "Basic !!!",
-            "Basic",
-            "Bearer abc",
-            &basic("", "x"),
-            "Basic bm9jb2xvbg==",
-        ] {
-            let e = refused(
-                &headers(&[("authorization", value)]),
-                "grant_type=refresh_token&refresh_token=r",
-            );
-            assert_eq!(e.code(), &ErrorCode::INVALID_CLIENT, "{value}");
-            assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
-        }
-    }
-
-    #[test]
     fn credentials_in_both_places_are_refused() {
         let h = headers(&[("authorization", &basic("alexa", "s"))]);
         let e = refused(
@@ -1111,127 +584,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_code_with_an_ampersand_stays_one_parameter_when_encoded() {
-        let r = TokenRequest::parse(
-            &HeaderMap::new(),
-            br#"{"grant_type":"authorization_code","code":"a&client_id=evil"}"#,
-        )
-        .unwrap();
-        let (body, auth) = r.to_form(ClientAuth::Body, &[]);
-        assert!(auth.is_none());
-        assert_eq!(
-            body,
-            "grant_type=authorization_code&code=a%26client_id%3Devil"
-        );
-    }
-
-    #[test]
-    fn basic_toward_upstream_is_form_encoded_then_base64() {
-        let r = TokenRequest::parse(
-            &form(),
-            b"grant_type=refresh_token&refresh_token=r&client_id=id%3A1&client_secret=a%2Bb",
-        )
-        .unwrap();
-        let (body, auth) = r.to_form(ClientAuth::Basic, &[]);
-        assert_eq!(body, "grant_type=refresh_token&refresh_token=r");
-        assert_eq!(auth.unwrap(), basic("id%3A1", "a%2Bb").as_str());
-    }
-
-    #[test]
-    fn extra_parameters_are_appended_unless_present() {
-        let r = TokenRequest::parse(
-            &form(),
-            b"grant_type=refresh_token&refresh_token=r&format=xml",
-        )
-        .unwrap();
-        let extra = [
-            ("format".to_string(), "json".to_string()),
-            ("a".to_string(), "b".to_string()),
-        ];
-        let (body, _) = r.to_form(ClientAuth::Body, &extra);
-        assert_eq!(
-            body,
-            "grant_type=refresh_token&refresh_token=r&format=xml&a=b"
-        );
-    }
-
-    #[test]
-    fn debug_shows_names_but_no_secret() {
-        let r = TokenRequest::parse(&form(), b"grant_type=authorization_code&code=thecode&code_verifier=V3R1F13R&client_id=alexa&client_secret=shh").unwrap();
-        let debug = format!("{r:?}");
-        for secret in ["thecode", "V3R1F13R", "shh"] {
-            assert!(!debug.contains(secret), "{debug}");
-        }
-        assert!(debug.contains("code_verifier") && debug.contains("alexa"));
-    }
-
     proptest! {
-        #[test]
-        fn form_encoding_round_trips(
-            params in prop::collection::vec(("[a-z_]{1,12}", "[\\x20-\\x7e]{1,30}"), 0..6)
-        ) {
-            let mut seen = std::collections::HashSet::new();
-            let params: Vec<(String, String)> = params
-                .into_iter()
-                .filter(|(n, _)| seen.insert(n.clone()) && !matches!(n.as_str(), "grant_type" | "code" | "client_id" | "client_secret"))
-                .collect();
-            let mut body = String::from("grant_type=authorization_code&code=c");
-            for (n, v) in &params {
-                body.push('&');
-                body.push_str(&serde_urlencoded::to_string([(n, v)]).unwrap());
-            }
-            let r = TokenRequest::parse(&form(), body.as_bytes()).unwrap();
-            let (encoded, _) = r.to_form(ClientAuth::Body, &[]);
-            let again = TokenRequest::parse(&form(), &encoded).unwrap();
-            let first: Vec<_> = r.params().collect();
-            let second: Vec<_> = again.params().collect();
-            prop_assert_eq!(first, second);
-        }
-
-        #[test]
-        fn the_form_is_byte_for_byte_what_serde_urlencoded_writes(
-            params in prop::collection::vec(("[a-z_]{1,12}", "\\PC{1,30}"), 0..6),
-            basic in any::<bool>(),
-        ) {
-            let mut r = TokenRequest::parse(
-                &form(),
-                b"grant_type=authorization_code&code=c&client_id=a%20b&client_secret=s%26%2B%20x",
-            )
-            .unwrap();
-            for (n, v) in &params {
-                r.set_param(n.clone(), v.clone());
-            }
-            let extra = [("extra param".to_string(), "x/y z~".to_string())];
-            let auth = if basic { ClientAuth::Basic } else { ClientAuth::Body };
-            let (encoded, _) = r.to_form(auth, &extra);
-            let mut pairs: Vec<(&str, &str)> = r.params().collect();
-            pairs.push(("extra param", "x/y z~"));
-            if !basic {
-                pairs.push(("client_id", "a b"));
-                pairs.push(("client_secret", "s&+ x"));
-            }
-            prop_assert_eq!(
-                std::str::from_utf8(&encoded).unwrap(),
-                serde_urlencoded::to_string(&pairs).unwrap()
-            );
-        }
-
-        #[test]
-        fn the_basic_header_encodes_as_form_urlencoded_does(id in "\\PC{1,20}", secret in "\\PC{0,20}") {
-            use base64::Engine as _;
-            let header = basic_header(&id, Some(&secret));
-            let expected = format!(
-                "{}:{}",
-                form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>(),
-                form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>(),
-            );
-            let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
-            let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
-            prop_assert_eq!(String::from_utf8(decoded).unwrap(), expected);
-            prop_assert!(header.is_sensitive());
-        }
-
         #[test]
         fn parsing_never_panics(
             content_type in prop::option::of(prop::sample::select(vec!["application/json", "application/x-www-form-urlencoded", "text/xml", "application/json; charset=latin1"])),
