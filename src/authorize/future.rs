@@ -11,8 +11,9 @@ use http::Response;
 use crate::body::FullBody;
 use crate::diagnostics::AuthorizeReport;
 
-/// The response future of [`AuthorizeRedirect`]: ready at once for `/authorize`; `/callback`
-/// waits for the nonce cache and, in implicit mode, for the token exchange.
+/// The response future of [`AuthorizeRedirect`](super::AuthorizeRedirect): ready at once for
+/// `/authorize`; `/callback` waits for the nonce cache and, in implicit mode, for the token
+/// exchange.
 pub struct ResponseFuture {
     kind: Kind,
     report: Option<AuthorizeReport>,
