@@ -19,7 +19,7 @@ use std::sync::Arc;
 use http::header::ACCEPT;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use crate::token_request::{ClientAuth, GrantType, TokenRequest};
+use crate::oauth::{ClientAuth, GrantType, TokenRequest};
 use crate::{ErrorCode, OAuthError, PackFormat};
 
 /// The `expires_in` policy: what to answer when the upstream gives no lifetime, and an optional

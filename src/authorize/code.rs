@@ -8,8 +8,8 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::oauth::{GrantType, TokenRequest};
 use crate::state::{OpenError, SealedPayload, StateSealer};
-use crate::token_request::{GrantType, TokenRequest};
 use crate::{ErrorCode, OAuthError, TokenRequestHook};
 
 /// What the bridge remembers between `/authorize` and `/callback`, sealed into the upstream

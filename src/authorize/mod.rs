@@ -59,11 +59,15 @@
 //! # }
 //! ```
 
+mod callback;
 mod code;
+mod future;
 mod implicit;
+mod page;
 mod redirect;
 mod service;
 mod single_use;
+mod start;
 
 use std::fmt;
 use std::sync::Arc;
@@ -75,10 +79,11 @@ use tower_service::Service;
 use url::{Host, Url};
 
 pub use self::code::SealedCodeOpener;
+pub use self::future::ResponseFuture;
 pub use self::redirect::{
     AlexaRedirects, RedirectRefusal, ALEXA_REDIRECT_HOSTS, IMPLICIT_STATUS_PATH,
 };
-pub use self::service::{AuthorizeRedirect, ResponseFuture};
+pub use self::service::AuthorizeRedirect;
 pub use self::single_use::{Claim, ClaimError, ClaimFuture, MemoryNonceCache, NonceCache};
 
 use self::implicit::{ServiceTokenCall, TokenCall};
@@ -457,6 +462,9 @@ impl fmt::Debug for Config {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod testing;
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::token_request::form_decode;
+use crate::oauth::form_decode;
 
 /// One field's value.
 #[derive(Clone, Debug)]

@@ -7,8 +7,8 @@ use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use super::answer::{Answer, Field};
+use crate::oauth::{GrantType, TokenRequest};
 use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, ResponsePolicy};
-use crate::token_request::{GrantType, TokenRequest};
 use crate::{ErrorCode, OAuthError};
 
 /// How the upstream's answer was encoded.

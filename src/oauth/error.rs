@@ -232,7 +232,7 @@ impl OAuthError {
         let mut response = Response::new(B::from(body.clone()));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, crate::json_content_type());
+        headers.insert(CONTENT_TYPE, super::json_content_type());
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
