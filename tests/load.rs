@@ -105,12 +105,18 @@ async fn load_every_exchange_is_answered_correctly_and_memory_stays_flat() {
             let (mut sender, connection) =
                 hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
             tokio::spawn(connection);
-            while issued.fetch_add(1, Ordering::Relaxed) < exchanges {
+            loop {
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                if n >= exchanges {
+                    break;
+                }
+                // A code of its own per exchange: a repeated code would be answered from the
+                // refresh records without an upstream call.
                 let request = Request::post(format!("http://{addr}/token"))
                     .header("host", addr.as_str())
-                    .body(Full::new(Bytes::from_static(
-                        br#"{"grant_type":"authorization_code","code":"load-code","client_id":"alexa","client_secret":"s"}"#,
-                    )))
+                    .body(Full::new(Bytes::from(format!(
+                        r#"{{"grant_type":"authorization_code","code":"load-code-{n}","client_id":"alexa","client_secret":"s"}}"#,
+                    ))))
                     .unwrap();
                 let outcome = match sender.send_request(request).await {
                     Ok(response) => check(response).await,

@@ -322,13 +322,15 @@ impl Activity {
         Some(self.epoch + Duration::from_millis(ms))
     }
 
-    fn started(&self) {
+    /// Counts a request in; `true` when it is the connection's last allowed one.
+    fn started(&self) -> bool {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let n = self.requests.fetch_add(1, Ordering::AcqRel) + 1;
         if n == self.max_requests {
             self.request_limit_reached.notify_one();
         }
         self.changed.notify_one();
+        n >= self.max_requests
     }
 
     fn finished(&self) {
@@ -362,9 +364,13 @@ where
         let linger = request.version() <= Version::HTTP_11;
         let deadline = Instant::now() + self.body_read_timeout;
         let request = request.map(|body| RequestBody::new(body, deadline, linger));
-        self.activity.started();
+        // The last allowed HTTP/1.1 request's answer says `Connection: close` itself: an
+        // answer made at once (a replayed record) can be written before the connection task
+        // has begun its graceful shutdown.
+        let last = self.activity.started() && linger;
         InFlight {
             future: self.inner.clone().oneshot(request),
+            last,
             _guard: InFlightGuard(Arc::clone(&self.activity)),
         }
     }
@@ -375,15 +381,27 @@ pin_project! {
     struct InFlight<F> {
         #[pin]
         future: F,
+        last: bool,
         _guard: InFlightGuard,
     }
 }
 
-impl<F: Future> Future for InFlight<F> {
+impl<F, B> Future for InFlight<F>
+where
+    F: Future<Output = Result<Response<B>, Infallible>>,
+{
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().future.poll(cx)
+        let this = self.project();
+        let mut response = std::task::ready!(this.future.poll(cx))?;
+        if *this.last {
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        Poll::Ready(Ok(response))
     }
 }
 
