@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use account_link_bridge::authorize::AuthorizeRedirect;
+use account_link_bridge::authorize::{AuthorizeRedirect, StoreNonceCache};
 use account_link_bridge::bridge::Bridge;
 use account_link_bridge::refresh::{MemoryStore, RecordStore, RedisStore, RefreshRecords};
-use account_link_bridge::state::StateSealer;
+use account_link_bridge::state::{StateKey, StateSealer};
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{FullBody, Provider, TokenExchangeLayer};
 use bytes::Bytes;
@@ -493,6 +493,73 @@ async fn two_replicas_sharing_redis_replay_each_others_records_and_refuse_a_used
     assert_eq!(upstream.calls(), 2);
     refresh_token_of(&refresh(&a, &r2).await);
     assert!(!upstream.revoked());
+}
+
+/// A middleman replica whose used states live in `store` (two replicas share key and URLs).
+fn middleman(store: &Arc<dyn RecordStore>) -> AuthorizeRedirect {
+    AuthorizeRedirect::builder()
+        .upstream_authorize_url("https://login.example.com/services/oauth2/authorize")
+        .upstream_token_url("https://login.example.com/services/oauth2/token")
+        .client_id("alexa-bridge")
+        .public_url("https://bridge.example.com")
+        .sealer(StateSealer::new([StateKey::from_secret(STATE_KEY).unwrap()]).unwrap())
+        .nonce_cache(StoreNonceCache::new(Arc::clone(store)))
+        .build()
+        .unwrap()
+}
+
+/// `/authorize` on `replica`: the sealed state it sent to the upstream.
+async fn sealed_state(replica: &AuthorizeRedirect) -> String {
+    let request = Request::get(
+        "/authorize?state=alexa-state&response_type=code&redirect_uri=https%3A%2F%2Flayla.amazon.com%2Fapi%2Fskill%2Flink%2FM2AAAAAAAAAAAA",
+    )
+    .body(FullBody::default())
+    .unwrap();
+    let response = replica.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://login.example.com/"),
+        "{location}"
+    );
+    query(location)["state"].clone()
+}
+
+/// `/callback` on `replica` with `state`: the status and where it sends the browser.
+async fn callback(replica: &AuthorizeRedirect, state: &str) -> (u16, String) {
+    let request = Request::get(format!("/callback?code=upstream-code&state={state}"))
+        .body(FullBody::default())
+        .unwrap();
+    let response = replica.clone().oneshot(request).await.unwrap();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status().as_u16(), location)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_is_accepted_once_across_replicas_sharing_redis_and_a_store_fault_blocks_no_link() {
+    let mut redis = Redis::start();
+    let store: Arc<dyn RecordStore> = Arc::new(RedisStore::open(&redis.url()).unwrap());
+    let (a, b) = (middleman(&store), middleman(&store));
+
+    let state = sealed_state(&a).await;
+    let (status, location) = callback(&a, &state).await;
+    assert_eq!(status, 302);
+    assert!(location.starts_with("https://layla.amazon.com/api/skill/link/M2AAAAAAAAAAAA?"));
+    assert!(query(&location).contains_key("code"));
+    // The same state replayed on the other replica: refused, no redirect.
+    let (status, location) = callback(&b, &state).await;
+    assert_eq!((status, location.as_str()), (400, ""));
+
+    // Redis gone: a fresh state still links (its single use goes unchecked this once).
+    redis.stop();
+    let state = sealed_state(&b).await;
+    let (status, location) = callback(&b, &state).await;
+    assert_eq!(status, 302);
+    assert!(query(&location).contains_key("code"), "{location}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use account_link_bridge::authorize::AuthorizeRedirect;
+use account_link_bridge::authorize::{AuthorizeRedirect, StoreNonceCache};
 use account_link_bridge::bridge::Bridge;
 use account_link_bridge::refresh::{MemoryStore, RefreshRecords};
 use account_link_bridge::state::StateSealer;
@@ -392,6 +393,11 @@ pub fn build_bridge(
         .refuse_plain_codes(args.refuse_plain_codes);
     if !vendor_ids.is_empty() {
         builder = builder.alexa_vendor_ids(vendor_ids);
+    }
+    // One store for the refresh records and the states' single use: with Redis, a state is
+    // accepted once across every replica.
+    if let Some(records) = &records {
+        builder = builder.nonce_cache(StoreNonceCache::new(Arc::clone(records.store())));
     }
     for host in &args.alexa_redirect_host {
         builder = builder.allow_redirect_host(host.trim());

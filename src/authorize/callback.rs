@@ -61,15 +61,16 @@ pub(super) fn callback(
                 report.state = Some(StateVerdict::Replayed);
                 refused(&mut report, "the state was already used")
             }
-            Err(_) => {
-                report.state = Some(StateVerdict::Ok);
-                to_alexa_failure(
-                    &config,
-                    &alexa_redirect,
-                    &state.alexa_state,
-                    &mut report,
-                    "the bridge cannot check the state now",
-                )
+            Err(error) => {
+                // A cache or store fault never blocks a link: the state opened, so it is
+                // genuine and unexpired; only its single use goes unchecked this once.
+                tracing::warn!(
+                    target: "account_link_bridge::authorize",
+                    reason = error.reason(),
+                    "the state's single use could not be checked; accepted"
+                );
+                report.state = Some(StateVerdict::OkUnchecked);
+                claimed(&config, &params, state, alexa_redirect, &mut report).await
             }
         };
         (response, report)

@@ -84,7 +84,9 @@ pub use self::redirect::{
     AlexaRedirects, RedirectRefusal, ALEXA_REDIRECT_HOSTS, IMPLICIT_STATUS_PATH,
 };
 pub use self::service::AuthorizeRedirect;
-pub use self::single_use::{Claim, ClaimError, ClaimFuture, MemoryNonceCache, NonceCache};
+pub use self::single_use::{
+    Claim, ClaimError, ClaimFuture, MemoryNonceCache, NonceCache, StoreNonceCache,
+};
 
 use self::implicit::{ServiceTokenCall, TokenCall};
 use crate::body::FullBody;

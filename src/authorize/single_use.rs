@@ -6,15 +6,26 @@
 //! until the state expires, and a second claim is refused.
 //!
 //! [`MemoryNonceCache`] (the default) holds the ids of one process: replicas behind a load
-//! balancer each refuse their own replays. A store shared by the replicas implements the same
-//! trait.
+//! balancer each refuse their own replays. [`StoreNonceCache`] keeps them in a
+//! [`RecordStore`] the replicas share (the refresh records' store, e.g. Redis), so a state is
+//! accepted once across all of them.
+//!
+//! A cache that cannot answer (full, or its store unreachable) never blocks a link: `/callback`
+//! accepts the state (it opened, so it is genuine and unexpired), logs a warning and reports
+//! the state verdict `ok_unchecked`, which the trace and the metrics count.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use crate::refresh::RecordStore;
 
 /// The future of a [`NonceCache::claim`].
 pub type ClaimFuture = Pin<Box<dyn Future<Output = Result<Claim, ClaimError>> + Send>>;
@@ -138,12 +149,55 @@ impl fmt::Debug for MemoryNonceCache {
     }
 }
 
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl NonceCache for MemoryNonceCache {
     fn claim(&self, id: &[u8], expires_at: u64) -> ClaimFuture {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        Box::pin(std::future::ready(self.claim_at(id, expires_at, now)))
+        Box::pin(std::future::ready(self.claim_at(
+            id,
+            expires_at,
+            unix_now(),
+        )))
+    }
+}
+
+/// A [`NonceCache`] in a [`RecordStore`] shared by replicas: an id is claimed with the store's
+/// set-if-absent (Redis `SET NX PX`), kept until its state expires. Give it the store of the
+/// refresh records ([`RefreshRecords::store`](crate::refresh::RefreshRecords::store)) so one
+/// Redis serves both. Store faults are [`ClaimError`]s, which never block a link.
+#[derive(Clone, Debug)]
+pub struct StoreNonceCache {
+    store: Arc<dyn RecordStore>,
+}
+
+impl StoreNonceCache {
+    /// The cache in `store`.
+    pub fn new(store: Arc<dyn RecordStore>) -> Self {
+        StoreNonceCache { store }
+    }
+
+    /// The store key of a state id: the id is random and says nothing of the user.
+    fn key(id: &[u8]) -> String {
+        format!("alb:state-used:{}", URL_SAFE_NO_PAD.encode(id))
+    }
+}
+
+impl NonceCache for StoreNonceCache {
+    fn claim(&self, id: &[u8], expires_at: u64) -> ClaimFuture {
+        let store = Arc::clone(&self.store);
+        let key = Self::key(id);
+        let ttl = Duration::from_secs(expires_at.saturating_sub(unix_now()).max(1));
+        Box::pin(async move {
+            match store.set_if_absent(&key, b"1", ttl).await {
+                Ok(true) => Ok(Claim::First),
+                Ok(false) => Ok(Claim::Replayed),
+                Err(_) => Err(ClaimError::new("the shared store did not answer")),
+            }
+        })
     }
 }
 
@@ -171,6 +225,19 @@ mod tests {
         // The ids it holds are still refused, and expiry makes room.
         assert_eq!(cache.claim_at(b"a", 100, 0), Ok(Claim::Replayed));
         assert_eq!(cache.claim_at(b"c", 200, 100), Ok(Claim::First));
+    }
+
+    #[tokio::test]
+    async fn the_store_cache_claims_an_id_once_across_its_clones() {
+        let store: Arc<dyn RecordStore> = Arc::new(crate::refresh::MemoryStore::new());
+        let (a, b) = (
+            StoreNonceCache::new(Arc::clone(&store)),
+            StoreNonceCache::new(store),
+        );
+        let expiry = unix_now() + 60;
+        assert_eq!(a.claim(b"id-1", expiry).await, Ok(Claim::First));
+        assert_eq!(b.claim(b"id-1", expiry).await, Ok(Claim::Replayed));
+        assert_eq!(b.claim(b"id-2", expiry).await, Ok(Claim::First));
     }
 
     #[tokio::test]

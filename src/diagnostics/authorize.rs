@@ -66,6 +66,9 @@ pub enum StateVerdict {
     TooLarge,
     /// Genuine, but already used once: a state is accepted once.
     Replayed,
+    /// Opened and accepted, but its single use could not be checked (the nonce cache was full
+    /// or its shared store failed): a fault of the cache never blocks a link.
+    OkUnchecked,
 }
 
 impl StateVerdict {
@@ -79,6 +82,7 @@ impl StateVerdict {
             StateVerdict::Expired => "expired",
             StateVerdict::TooLarge => "too_large",
             StateVerdict::Replayed => "replayed",
+            StateVerdict::OkUnchecked => "ok_unchecked",
         }
     }
 }
