@@ -150,6 +150,32 @@ async fn function_url_refresh_gets_expires_in_and_the_refresh_token_echoed() {
 }
 
 #[tokio::test]
+async fn a_refresh_whose_answer_was_lost_is_answered_again_by_the_function_without_a_second_upstream_call(
+) {
+    use account_link_bridge::refresh::{MemoryStore, RefreshRecords};
+
+    let upstream = MockUpstream::salesforce().await;
+    // One warm instance, with the records as `bridge-lambda` makes them by default (memory).
+    let instance = LambdaService::new(
+        function(&upstream)
+            .into_inner()
+            .refresh_records(RefreshRecords::new(MemoryStore::new())),
+    );
+    let event = include_str!("fixtures/lambda/function-url-token-refresh-form-base64.json");
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let request = lambda_http::request::from_str(event).unwrap();
+        let response = instance.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        answers.push(alexa_json(&response));
+    }
+    // Alexa's retry (the first answer lost on the way) gets the same tokens; the upstream was
+    // asked once.
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(upstream.seen().len(), 1);
+}
+
+#[tokio::test]
 async fn a_bad_token_request_is_answered_400_json_and_never_reaches_upstream() {
     let upstream = MockUpstream::salesforce().await;
 
