@@ -373,23 +373,8 @@ impl StateSealer {
         let mut plaintext = Vec::with_capacity(EXPIRY_LEN + 128);
         plaintext.extend_from_slice(&expiry.to_be_bytes());
         serde_json::to_writer(&mut plaintext, payload).expect("a SealedPayload serializes to JSON");
-        let mut nonce = [0; NONCE_LEN];
-        fill_random(&mut nonce);
         let aad = self.associated_data::<T>();
-        let ciphertext = self.ciphers[0]
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &plaintext,
-                    aad: &aad,
-                },
-            )
-            .expect("XChaCha20-Poly1305 encrypts any message of this size");
-        let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        sealed.push(VERSION);
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
-        URL_SAFE_NO_PAD.encode(sealed)
+        URL_SAFE_NO_PAD.encode(seal_envelope(&self.ciphers[0], VERSION, &plaintext, &aad))
     }
 
     /// Opens a string sealed as `T` by a sealer holding one of this sealer's keys.
@@ -415,22 +400,11 @@ impl StateSealer {
         if bytes.len() < 1 + NONCE_LEN + TAG_LEN || bytes[0] != VERSION {
             return Err(OpenError::Malformed);
         }
-        let (nonce, ciphertext) = bytes[1..].split_at(NONCE_LEN);
         let aad = self.associated_data::<T>();
         let plaintext = self
             .ciphers
             .iter()
-            .find_map(|cipher| {
-                cipher
-                    .decrypt(
-                        XNonce::from_slice(nonce),
-                        Payload {
-                            msg: ciphertext,
-                            aad: &aad,
-                        },
-                    )
-                    .ok()
-            })
+            .find_map(|cipher| open_envelope(cipher, VERSION, &bytes, &aad))
             .ok_or(OpenError::Tampered)?;
         if plaintext.len() < EXPIRY_LEN {
             return Err(OpenError::Malformed);
@@ -475,6 +449,55 @@ fn unix_now() -> u64 {
 }
 
 /// Fills `buf` from the operating system's random source.
+/// The envelope of every seal the crate makes (states, codes, refresh records):
+/// `version ‖ nonce[24] ‖ XChaCha20-Poly1305(plaintext, aad)`, with a random nonce.
+pub(crate) fn seal_envelope(
+    cipher: &XChaCha20Poly1305,
+    version: u8,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Vec<u8> {
+    let mut nonce = [0; NONCE_LEN];
+    fill_random(&mut nonce);
+    let ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("XChaCha20-Poly1305 encrypts any message of this size");
+    let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+    sealed.push(version);
+    sealed.extend_from_slice(&nonce);
+    sealed.extend_from_slice(&ciphertext);
+    sealed
+}
+
+/// The plaintext of an envelope [`seal_envelope`] made with `version`, `cipher`'s key and
+/// `aad`; `None` for anything else (too short, another version, altered, another key).
+pub(crate) fn open_envelope(
+    cipher: &XChaCha20Poly1305,
+    version: u8,
+    sealed: &[u8],
+    aad: &[u8],
+) -> Option<Vec<u8>> {
+    if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != version {
+        return None;
+    }
+    let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
+    cipher
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .ok()
+}
+
 pub(crate) fn fill_random(buf: &mut [u8]) {
     // Without an OS random source no secret can be made; there is nothing sensible to fall
     // back to.

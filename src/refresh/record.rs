@@ -6,19 +6,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::KeyInit;
+use chacha20poly1305::XChaCha20Poly1305;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::state::{open_envelope, seal_envelope};
 use crate::{GrantType, TokenRequest};
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// The sealed format's first byte.
 const FORMAT: u8 = 1;
-const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
 /// Successor flag (1) + successor (32) + recorded-at (8), before the answer's body.
 const HEADER_LEN: usize = 1 + 32 + 8;
 /// The label of the per-record encryption key, derived from the presented secret.
@@ -189,44 +188,15 @@ impl Record {
         }
         plaintext.extend_from_slice(&self.recorded_at_ms.to_be_bytes());
         plaintext.extend_from_slice(&self.answer);
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::getrandom(&mut nonce).expect("the operating system's random source works");
-        let aad = subject.aad();
-        let ciphertext = subject
-            .cipher()
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &plaintext,
-                    aad: &aad,
-                },
-            )
-            .expect("XChaCha20-Poly1305 encrypts any message of this size");
-        let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        sealed.push(FORMAT);
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
-        sealed
+        seal_envelope(&subject.cipher(), FORMAT, &plaintext, &subject.aad())
     }
 
     /// Opens a sealed record with the subject's secret; any other secret, another record's
     /// slot, or a changed byte fails.
     pub(crate) fn open(sealed: &[u8], subject: &Subject) -> Result<Record, Unreadable> {
-        if sealed.len() < 1 + NONCE_LEN + TAG_LEN + HEADER_LEN || sealed[0] != FORMAT {
-            return Err(Unreadable);
-        }
-        let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
-        let aad = subject.aad();
-        let plaintext = subject
-            .cipher()
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| Unreadable)?;
+        let plaintext = open_envelope(&subject.cipher(), FORMAT, sealed, &subject.aad())
+            .filter(|plaintext| plaintext.len() >= HEADER_LEN)
+            .ok_or(Unreadable)?;
         let successor = match plaintext[0] {
             0 => None,
             1 => Some(TokenId(plaintext[1..33].try_into().expect("32 bytes"))),
