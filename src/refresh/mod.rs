@@ -120,8 +120,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use sha2::Sha256;
 use tokio::time::Instant;
@@ -647,7 +646,7 @@ async fn answer_from(
                 _ => crate::token_response::aged_answer(&record.answer, elapsed_secs)
                     .map_or(record.answer, Bytes::from),
             };
-            let mut response = token_response(answer);
+            let mut response = crate::token_response::token_response(answer);
             let mut rewrite = RewriteReport::new(None);
             rewrite.grant_type = grant_type;
             response.extensions_mut().insert(rewrite);
@@ -676,18 +675,6 @@ fn answered(
     let mut response: Response<FullBody> = error.into_response();
     response.extensions_mut().insert(rewrite);
     response.extensions_mut().insert(report);
-    response
-}
-
-/// A recorded token answer, with the headers the response layer gives every token.
-fn token_response(json: Bytes) -> Response<FullBody> {
-    let length = json.len();
-    let mut response = Response::new(FullBody::new(json));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, crate::json_content_type());
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     response
 }
 

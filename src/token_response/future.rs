@@ -148,7 +148,8 @@ fn with_report(mut response: Response<FullBody>, report: RewriteReport) -> Respo
     response
 }
 
-fn token_response(json: bytes::Bytes) -> Response<FullBody> {
+/// A token answer: `json` with the headers every token answer carries (RFC 6749 §5.1).
+pub(crate) fn token_response(json: bytes::Bytes) -> Response<FullBody> {
     let length = json.len();
     let mut response = Response::new(FullBody::new(json));
     *response.status_mut() = StatusCode::OK;

@@ -51,6 +51,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub(crate) use self::answer::aged as aged_answer;
+pub(crate) use self::future::token_response;
 pub use self::future::ResponseFuture;
 pub use self::rewrite::{AnswerShape, ExpiresInAction, RewriteReport};
 
