@@ -99,9 +99,11 @@ mod body;
 pub mod bridge;
 pub mod diagnostics;
 mod exchange;
+mod fingerprint;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod oauth;
+mod outcome;
 mod pack;
 mod provider;
 pub mod refresh;

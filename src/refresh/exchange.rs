@@ -12,6 +12,7 @@ use super::record::{self, verdict, Grant, Record, Subject, Verdict};
 use super::report::{count, RefreshEvent, RefreshReport};
 use super::settings::{used_key, Keys, Settings};
 use crate::body::FullBody;
+use crate::outcome::Outcome;
 use crate::{ErrorCode, GrantType, OAuthError, RewriteReport, TokenRequest};
 
 /// One exchange with records on: look the token up, answer from its record, or claim it and
@@ -171,6 +172,7 @@ async fn answer_from(
             rewrite.grant_type = grant_type;
             response.extensions_mut().insert(rewrite);
             response.extensions_mut().insert(report);
+            response.extensions_mut().insert(Outcome::Token);
             response
         }
         Verdict::Refuse => {
@@ -189,11 +191,18 @@ fn answered(
     grant_type: Option<GrantType>,
     report: RefreshReport,
 ) -> Response<FullBody> {
+    let outcome = match (report.event, error.status()) {
+        (Some(RefreshEvent::ReplayRefused), _) => Outcome::Refused,
+        (_, StatusCode::GATEWAY_TIMEOUT) => Outcome::Timeout,
+        (_, StatusCode::SERVICE_UNAVAILABLE) => Outcome::StoreUnavailable,
+        _ => Outcome::Unreachable,
+    };
     let mut rewrite = RewriteReport::new(None);
     rewrite.grant_type = grant_type;
     rewrite.answered_error = Some(error.code().clone());
     let mut response: Response<FullBody> = error.into_response();
     response.extensions_mut().insert(rewrite);
+    response.extensions_mut().insert(outcome);
     response.extensions_mut().insert(report);
     response
 }

@@ -43,6 +43,7 @@
 //! # }
 //! ```
 
+mod facts;
 mod future;
 
 use std::fmt;
@@ -56,6 +57,7 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use self::facts::RequestFacts;
 pub use self::future::ResponseFuture;
 // The vocabulary lives in `oauth`; these are its paths of old (`form_decode`'s kept while branches
 // written against it land).
@@ -204,7 +206,7 @@ pub(crate) fn upstream_request(
     mut parts: Parts,
     token_request: TokenRequest,
     policy: &RequestPolicy,
-    facts: &mut crate::diagnostics::RequestFacts,
+    facts: &mut RequestFacts,
 ) -> Request<FullBody> {
     let (body, authorization) = token_request.to_form(policy.client_auth, &policy.extra_params);
     let mut headers = HeaderMap::with_capacity(5 + policy.extra_headers.len());
@@ -220,7 +222,7 @@ pub(crate) fn upstream_request(
     for (name, value) in &policy.extra_headers {
         headers.insert(name.clone(), value.clone());
     }
-    facts.upstream_sent(&token_request, &body, &headers);
+    facts.upstream_sent(&body, &headers);
     parts.headers = headers;
     parts.method = Method::POST;
     parts.extensions.insert(token_request);

@@ -52,7 +52,12 @@ use tower_service::Service;
 
 pub(crate) use self::answer::aged as aged_answer;
 pub use self::future::ResponseFuture;
-pub use self::rewrite::{AnswerShape, ExpiresInAction, RewriteReport};
+pub use self::rewrite::{ExpiresInAction, RewriteReport};
+
+/// The earlier name of [`AnswerKind`](crate::diagnostics::AnswerKind), the one vocabulary of
+/// what the upstream answered.
+#[deprecated(note = "use account_link_bridge::diagnostics::AnswerKind")]
+pub type AnswerShape = crate::outcome::AnswerKind;
 
 use crate::body::FullBody;
 use crate::provider::{Provider, ResponsePolicy};
