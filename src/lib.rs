@@ -119,7 +119,9 @@ pub use crate::body::{FullBody, ResponseBody};
 pub use crate::exchange::{TokenExchange, TokenExchangeLayer};
 pub use crate::oauth::{ErrorCode, OAuthError};
 pub use crate::pack::{PackError, PackFormat, PackedToken, UnpackError, FORMAT_VERSION};
-pub use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, Provider, TokenRequestHook};
+pub use crate::provider::{
+    AnswerFormat, ErrorMarker, ExpiresIn, Provider, TokenRequestHook, UnknownProvider,
+};
 pub use crate::skill::{AlexaRequest, NotLinked, RequestKind};
 pub use crate::state::{OpenError, StateSealer};
 pub use crate::token_request::{

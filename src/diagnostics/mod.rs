@@ -3,7 +3,7 @@
 //! Alexa says only "We were unable to link … at this time". The bridge knows why, and this
 //! module says it in one structured record per exchange:
 //!
-//! - [`RequestFacts`](crate::token_request::RequestFacts): what Alexa sent (body format, Content-Type, where the credentials were,
+//! - [`RequestFacts`]: what Alexa sent (body format, Content-Type, where the credentials were,
 //!   grant type, parameter **names**) and what went upstream (names, credential placement),
 //!   attached by [`NormalizeTokenRequestLayer`](crate::NormalizeTokenRequestLayer) to every
 //!   answer's extensions;
