@@ -18,9 +18,10 @@
 //! slowly takes no place under the bound (the server bounds how long a body may take, as the
 //! `bridge` example does).
 //!
+//! The routes are observed by a [`DiagnosticsLayer`](crate::diagnostics::DiagnosticsLayer).
 //! Each token exchange is logged as one structured `tracing` event at INFO on the target
-//! `account_link_bridge::exchange`: grant type, upstream status, outcome, answered status and
-//! latency. It carries no secret: no client secret, code or token ever reaches a log field.
+//! `account_link_bridge::exchange`: grant type, upstream status, outcome (an
+//! [`Outcome`](crate::diagnostics::Outcome)), answered error, status and latency. It carries no secret: no client secret, code or token ever reaches a log field.
 //! The detailed record of each exchange and each `/authorize` or `/callback` answer (what Alexa
 //! sent, what went upstream, what came back, what the bridge did) is emitted at DEBUG on
 //! `account_link_bridge::trace`, with metrics under the `metrics` feature: see
@@ -31,7 +32,6 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
@@ -42,11 +42,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authorize::AuthorizeRedirect;
+use crate::diagnostics::Diagnostics;
 use crate::refresh::RefreshRecords;
 use crate::upstream::Upstream;
-use crate::{
-    FullBody, OAuthError, Provider, ResponseBody, RewriteReport, TokenExchange, TokenExchangeLayer,
-};
+use crate::{FullBody, OAuthError, Provider, ResponseBody, TokenExchange, TokenExchangeLayer};
 
 /// The bridge's routes: see the [module docs](self).
 ///
@@ -59,8 +58,8 @@ use crate::{
 /// ```
 #[derive(Clone)]
 pub struct Bridge<T = TokenExchange<Upstream>> {
-    token: T,
-    authorize: Option<AuthorizeRedirect>,
+    token: Diagnostics<T>,
+    authorize: Option<Diagnostics<AuthorizeRedirect>>,
 }
 
 impl Bridge {
@@ -81,7 +80,7 @@ impl Bridge {
     ) -> Self {
         let provider = provider.token_request_hook(authorize.code_opener());
         Bridge {
-            authorize: Some(authorize),
+            authorize: Some(Diagnostics::new(authorize)),
             ..Bridge::with_token_service(TokenExchangeLayer::new(provider).layer(upstream))
         }
     }
@@ -91,7 +90,7 @@ impl Bridge {
     /// Alexa's deadline is [`RefreshRecords::answer_deadline`], and the upstream call goes on
     /// after it.
     pub fn refresh_records(mut self, records: RefreshRecords) -> Self {
-        self.token.get_mut().set_records(Some(records));
+        self.token.get_mut().get_mut().set_records(Some(records));
         self
     }
 }
@@ -100,7 +99,7 @@ impl<T> Bridge<T> {
     /// A bridge whose `/token` route is `token`, a service already wrapped as needed.
     pub fn with_token_service(token: T) -> Self {
         Bridge {
-            token,
+            token: Diagnostics::new(token),
             authorize: None,
         }
     }
@@ -138,7 +137,7 @@ where
 {
     type Response = Response<ResponseBody<TB>>;
     type Error = Infallible;
-    type Future = RouteFuture<T, B>;
+    type Future = RouteFuture<Diagnostics<T>, B>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Readiness is awaited per route inside the future, on a clone of the token service, so
@@ -190,7 +189,6 @@ pin_project! {
     {
         #[pin]
         kind: RouteKind<T, B, T::Future>,
-        started: Instant,
     }
 }
 
@@ -199,7 +197,7 @@ pin_project! {
     enum RouteKind<T, B, F> {
         Waiting { service: T, request: Option<Request<B>> },
         Token { #[pin] future: F },
-        Authorize { #[pin] future: crate::authorize::ResponseFuture },
+        Authorize { #[pin] future: crate::diagnostics::ResponseFuture<crate::authorize::ResponseFuture> },
         Ready { response: Option<Response<ResponseBody<FullBody>>> },
     }
 }
@@ -214,14 +212,14 @@ where
                 service,
                 request: Some(request),
             },
-            started: Instant::now(),
         }
     }
 
-    fn authorize(future: crate::authorize::ResponseFuture) -> Self {
+    fn authorize(
+        future: crate::diagnostics::ResponseFuture<crate::authorize::ResponseFuture>,
+    ) -> Self {
         RouteFuture {
             kind: RouteKind::Authorize { future },
-            started: Instant::now(),
         }
     }
 
@@ -230,7 +228,6 @@ where
             kind: RouteKind::Ready {
                 response: Some(response),
             },
-            started: Instant::now(),
         }
     }
 }
@@ -250,14 +247,10 @@ where
                     service.call(request.take().expect("polled after completion"))
                 }
                 RouteKindProj::Token { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    log_exchange(&response, *this.started);
-                    crate::diagnostics::record_exchange(&response, this.started.elapsed());
-                    return Poll::Ready(Ok(response));
+                    return future.poll(cx);
                 }
                 RouteKindProj::Authorize { future } => {
                     let response = ready!(future.poll(cx))?;
-                    crate::diagnostics::record_authorize(&response, this.started.elapsed());
                     return Poll::Ready(Ok(response.map(ResponseBody::full)));
                 }
                 RouteKindProj::Ready { response } => {
@@ -268,24 +261,6 @@ where
             this.kind.set(RouteKind::Token { future });
         }
     }
-}
-
-fn log_exchange<B>(response: &Response<B>, started: Instant) {
-    let report = response.extensions().get::<RewriteReport>();
-    let outcome = match report.and_then(|r| r.answered_error.as_ref()) {
-        None if response.status().is_success() => "token",
-        None => "refused",
-        Some(code) => code.as_str(),
-    };
-    tracing::info!(
-        target: "account_link_bridge::exchange",
-        grant_type = report.and_then(|r| r.grant_type.as_ref()).map(|g| g.as_str()),
-        upstream_status = report.and_then(|r| r.upstream_status).map(|s| s.as_u16()),
-        outcome,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "token exchange"
-    );
 }
 
 #[cfg(test)]

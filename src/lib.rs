@@ -99,9 +99,11 @@ mod body;
 pub mod bridge;
 pub mod diagnostics;
 mod exchange;
+mod fingerprint;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod oauth;
+mod outcome;
 mod pack;
 mod provider;
 pub mod refresh;
@@ -117,7 +119,9 @@ pub use crate::body::{FullBody, ResponseBody};
 pub use crate::exchange::{TokenExchange, TokenExchangeLayer};
 pub use crate::oauth::{ErrorCode, OAuthError};
 pub use crate::pack::{PackError, PackFormat, PackedToken, UnpackError, FORMAT_VERSION};
-pub use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, Provider, TokenRequestHook};
+pub use crate::provider::{
+    AnswerFormat, ErrorMarker, ExpiresIn, Provider, TokenRequestHook, UnknownProvider,
+};
 pub use crate::skill::{AlexaRequest, NotLinked, RequestKind};
 pub use crate::state::{OpenError, StateSealer};
 pub use crate::token_request::{

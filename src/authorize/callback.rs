@@ -10,11 +10,12 @@ use super::code::{rederive_verifier, seal_code, AuthorizeState, SealedCode};
 use super::future::ResponseFuture;
 use super::implicit::{token_request, truncate, TokenAnswer};
 use super::page::{debug_verdict, redirect, refused, to_alexa_error};
+use super::report::{AuthorizeReport, AuthorizeVerdict, StateVerdict};
 use super::service::{Params, Repeated};
 use super::single_use::Claim;
 use super::{Config, GrantMode};
 use crate::body::FullBody;
-use crate::diagnostics::{AuthorizeReport, AuthorizeVerdict, Fingerprint, StateVerdict};
+use crate::fingerprint::Fingerprint;
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// `GET /callback`: open the state, claim it (single use), then hand Alexa a sealed code, the

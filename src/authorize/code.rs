@@ -128,7 +128,7 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 ///
 /// let sealer = StateSealer::random(); // the one the AuthorizeRedirect uses
 /// let provider = Provider::salesforce().token_request_hook(SealedCodeOpener::new(sealer.clone()));
-/// let layer = NormalizeTokenRequestLayer::new().hook(SealedCodeOpener::new(sealer));
+/// let layer = NormalizeTokenRequestLayer::new().token_request_hook(SealedCodeOpener::new(sealer));
 /// # let _ = (provider, layer);
 /// ```
 #[derive(Clone)]

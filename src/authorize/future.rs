@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 
 use http::Response;
 
+use super::report::AuthorizeReport;
 use crate::body::FullBody;
-use crate::diagnostics::AuthorizeReport;
 
 /// The response future of [`AuthorizeRedirect`](super::AuthorizeRedirect): ready at once for
 /// `/authorize`; `/callback` waits for the nonce cache and, in implicit mode, for the token

@@ -65,6 +65,7 @@ mod future;
 mod implicit;
 mod page;
 mod redirect;
+mod report;
 mod service;
 mod single_use;
 mod start;
@@ -83,6 +84,7 @@ pub use self::future::ResponseFuture;
 pub use self::redirect::{
     AlexaRedirects, RedirectRefusal, ALEXA_REDIRECT_HOSTS, IMPLICIT_STATUS_PATH,
 };
+pub use self::report::{AuthorizeReport, AuthorizeRoute, AuthorizeVerdict, StateVerdict};
 pub use self::service::AuthorizeRedirect;
 pub use self::single_use::{
     Claim, ClaimError, ClaimFuture, MemoryNonceCache, NonceCache, StoreNonceCache,

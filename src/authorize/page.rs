@@ -8,9 +8,9 @@ use http::header::{
 use http::{HeaderValue, Response, StatusCode};
 use url::Url;
 
+use super::report::{AuthorizeReport, AuthorizeVerdict};
 use super::GrantMode;
 use crate::body::FullBody;
-use crate::diagnostics::{AuthorizeReport, AuthorizeVerdict};
 use crate::oauth::ErrorCode;
 
 /// The tracing target of the middleman's debug lines.

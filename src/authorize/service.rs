@@ -13,10 +13,10 @@ use url::Url;
 use super::callback::callback;
 use super::future::ResponseFuture;
 use super::page::{page, refusal};
+use super::report::{AuthorizeReport, AuthorizeRoute, AuthorizeVerdict};
 use super::start::authorize;
 use super::{AlexaRedirects, AuthorizeRedirectBuilder, Config, GrantMode, SealedCodeOpener};
 use crate::body::FullBody;
-use crate::diagnostics::{AuthorizeReport, AuthorizeRoute, AuthorizeVerdict};
 use crate::state::StateSealer;
 
 /// The longest query string read.

@@ -7,10 +7,10 @@ use http::Response;
 
 use super::code::{bridge_verifier, s256, AuthorizeState};
 use super::page::{debug_verdict, redirect, refused, to_alexa_error, TARGET};
+use super::report::{AuthorizeReport, AuthorizeVerdict};
 use super::service::{Params, Repeated};
 use super::{Config, GrantMode};
 use crate::body::FullBody;
-use crate::diagnostics::{AuthorizeReport, AuthorizeVerdict};
 use crate::oauth::ErrorCode;
 use crate::state::fill_random;
 

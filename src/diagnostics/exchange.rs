@@ -1,32 +1,32 @@
-//! The per-exchange record of the token route.
+//! The per-exchange record of the token route, read from the layers' records.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
-use http::header::AUTHORIZATION;
-use http::{HeaderMap, Response};
+use http::Response;
 use serde::Serialize;
 
-use super::{Fingerprint, TRACE_TARGET};
+use super::TRACE_TARGET;
+use crate::fingerprint::Fingerprint;
+use crate::outcome::Outcome;
 use crate::refresh::{RefreshEvent, RefreshReport};
-use crate::token_response::{AnswerShape, ExpiresInAction};
-use crate::{BodyFormat, CredentialSource, ErrorCode, GrantType, RewriteReport, TokenRequest};
+use crate::token_request::RequestFacts;
+use crate::token_response::ExpiresInAction;
+use crate::{BodyFormat, CredentialSource, GrantType, RewriteReport};
 
-/// What Alexa sent and what went upstream, without a value that could be a secret.
-///
-/// [`NormalizeTokenRequestLayer`](crate::NormalizeTokenRequestLayer) puts it in the extensions
-/// of every answer it gives, refusals included. The parameter names and fingerprints are
-/// gathered only while the exchange trace (target `account_link_bridge::trace`, DEBUG) is on.
+/// What Alexa sent and what went upstream, without a value that could be a secret: the
+/// [`RequestFacts`] of the request layer, spelled out for the trace (parameter names, where the
+/// credentials were, [`Fingerprint`]s of the secrets).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RequestFacts {
-    /// Alexa's `Content-Type` (the media type only, at most 64 characters), if any; recorded
-    /// while the exchange trace is on.
+#[non_exhaustive]
+pub struct RequestTrace {
+    /// Alexa's `Content-Type` (the media type only, at most 64 characters), if any.
     pub content_type: Option<String>,
     /// How Alexa's body was read: `form` or `json`; `None` when it could not be parsed.
     pub body_format: Option<&'static str>,
     /// Where Alexa put the client credentials: `basic`, `body` or `none`.
     pub credentials: Option<&'static str>,
-    /// The grant type Alexa asked for (the two Alexa uses without an allocation).
+    /// The grant type Alexa asked for.
     pub grant_type: Option<Cow<'static, str>>,
     /// The names of Alexa's parameters, in order (credentials in the body included).
     pub params: Vec<String>,
@@ -37,92 +37,28 @@ pub struct RequestFacts {
     /// Fingerprints of the secrets sent upstream, by parameter name (`code`, `refresh_token`,
     /// `client_secret`, `code_verifier`).
     pub fingerprints: Vec<(String, Fingerprint)>,
-    /// The error the bridge answered without calling the upstream (malformed request, an
-    /// unsupported grant, a sealed code that does not open); the trace shows it as its
-    /// `answered_error`.
-    #[serde(skip)]
-    pub refused: Option<ErrorCode>,
 }
 
-/// The parameters whose values are secrets and get a fingerprint.
-const SECRET_PARAMS: &[&str] = &["code", "refresh_token", "client_secret", "code_verifier"];
-
-impl RequestFacts {
-    /// The facts known before parsing: Alexa's Content-Type.
-    pub(crate) fn of_headers(headers: &HeaderMap) -> Self {
-        // Trace-only, like the names and fingerprints gathered later.
-        let content_type = super::trace_enabled()
-            .then(|| crate::content_media_type(headers).map(|v| v.chars().take(64).collect()))
-            .flatten();
-        RequestFacts {
-            content_type,
-            ..RequestFacts::default()
+impl RequestTrace {
+    /// Spells out the request layer's record.
+    pub fn of(facts: &RequestFacts) -> Self {
+        RequestTrace {
+            content_type: facts.content_type(),
+            body_format: facts.body_format.map(|f| match f {
+                BodyFormat::Form => "form",
+                BodyFormat::Json => "json",
+            }),
+            credentials: facts.credentials.map(credential_name),
+            grant_type: facts.grant_type.as_ref().map(grant_name),
+            params: facts.alexa_params().map(str::to_owned).collect(),
+            upstream_params: facts.upstream_params(),
+            upstream_credentials: facts.upstream_credentials().map(credential_name),
+            fingerprints: facts
+                .fingerprints()
+                .into_iter()
+                .map(|(n, f)| (n.to_owned(), f))
+                .collect(),
         }
-    }
-
-    /// Adds what the parsed request says (before any hook rewrote it).
-    pub(crate) fn alexa_sent(&mut self, request: &TokenRequest) {
-        self.body_format = Some(match request.body_format() {
-            BodyFormat::Form => "form",
-            BodyFormat::Json => "json",
-        });
-        self.credentials = Some(credential_name(request.credential_source()));
-        self.grant_type = Some(match request.grant_type() {
-            GrantType::AuthorizationCode => Cow::Borrowed("authorization_code"),
-            GrantType::RefreshToken => Cow::Borrowed("refresh_token"),
-            other => Cow::Owned(bounded(other.as_str())),
-        });
-        if !super::trace_enabled() {
-            return;
-        }
-        self.params = request.params().map(|(n, _)| bounded(n)).collect();
-        if request.credential_source() == CredentialSource::Body {
-            self.params.extend(
-                ["client_id", "client_secret"]
-                    .iter()
-                    .filter(|n| match **n {
-                        "client_id" => request.client_id().is_some(),
-                        _ => request.client_secret().is_some(),
-                    })
-                    .map(|n| n.to_string()),
-            );
-        }
-    }
-
-    /// Adds what went upstream: the encoded form and the `Authorization` header.
-    pub(crate) fn upstream_sent(
-        &mut self,
-        request: &TokenRequest,
-        form: &[u8],
-        headers: &HeaderMap,
-    ) {
-        if !super::trace_enabled() {
-            return;
-        }
-        self.upstream_params = form_urlencoded::parse(form)
-            .map(|(n, _)| bounded(&n))
-            .collect();
-        let in_body = self
-            .upstream_params
-            .iter()
-            .any(|n| n == "client_secret" || n == "client_id");
-        self.upstream_credentials = Some(if headers.contains_key(AUTHORIZATION) {
-            "basic"
-        } else if in_body {
-            "body"
-        } else {
-            "none"
-        });
-        self.fingerprints = SECRET_PARAMS
-            .iter()
-            .filter_map(|name| {
-                let value = match *name {
-                    "client_secret" => request.client_secret(),
-                    name => request.param(name),
-                };
-                value.map(|v| (name.to_string(), Fingerprint::of(v)))
-            })
-            .collect();
     }
 
     /// The fingerprint of a parameter sent upstream.
@@ -142,46 +78,31 @@ fn credential_name(source: CredentialSource) -> &'static str {
     }
 }
 
+fn grant_name(grant: &GrantType) -> Cow<'static, str> {
+    match grant {
+        GrantType::AuthorizationCode => Cow::Borrowed("authorization_code"),
+        GrantType::RefreshToken => Cow::Borrowed("refresh_token"),
+        other => Cow::Owned(bounded(other.as_str())),
+    }
+}
+
 /// A name from the request, cut to 40 characters so no record grows with input.
 fn bounded(name: &str) -> String {
     name.chars().take(40).collect()
 }
 
-/// How one token exchange ended, from a fixed set (also the `outcome` metric label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Alexa got a token.
-    Token,
-    /// The bridge refused Alexa's request without calling the upstream.
-    Refused,
-    /// The upstream refused with its own OAuth error (`invalid_grant`, ...), relayed.
-    UpstreamError,
-    /// The upstream answered something that is not a token nor an OAuth error (HTML, a 5xx, an
-    /// unreadable body, a 2xx without `access_token`): answered as `server_error`.
-    UpstreamFault,
-    /// The upstream could not be reached (refused, DNS, TLS, broken answer).
-    Unreachable,
-    /// The upstream did not answer in time.
-    Timeout,
-    /// Too many exchanges in flight: answered 503 at once by the upstream client's
-    /// concurrency limit, without calling the upstream.
-    Shed,
-}
-
-impl Outcome {
-    /// The outcome's name, as in the records and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Token => "token",
-            Outcome::Refused => "refused",
-            Outcome::UpstreamError => "upstream_error",
-            Outcome::UpstreamFault => "upstream_fault",
-            Outcome::Unreachable => "unreachable",
-            Outcome::Timeout => "timeout",
-            Outcome::Shed => "shed",
-        }
-    }
+/// The outcome the layers decided, read from an answer's extensions; an answer without one
+/// (a service that is not this crate's token stack) counts as a token when it succeeded.
+pub(crate) fn outcome_of<B>(response: &Response<B>) -> Outcome {
+    response
+        .extensions()
+        .get::<Outcome>()
+        .copied()
+        .unwrap_or(if response.status().is_success() {
+            Outcome::Token
+        } else {
+            Outcome::Refused
+        })
 }
 
 /// One token exchange, as an operator needs to see it: see the [module docs](super).
@@ -189,10 +110,11 @@ impl Outcome {
 /// Built from the extensions of the answer ([`RequestFacts`], [`RewriteReport`]); holds names,
 /// statuses, fixed words and [`Fingerprint`]s, never a secret.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ExchangeTrace {
     /// What Alexa sent and what went upstream.
     #[serde(flatten)]
-    pub request: RequestFacts,
+    pub request: RequestTrace,
     /// The upstream's HTTP status, when it was heard.
     pub upstream_status: Option<u16>,
     /// The upstream's `Content-Type` (media type only).
@@ -236,45 +158,29 @@ pub struct ExchangeTrace {
 impl ExchangeTrace {
     /// The trace of an answered exchange; `elapsed` is the whole exchange.
     pub fn from_response<B>(response: &Response<B>, elapsed: Duration) -> Self {
-        let request = response
-            .extensions()
-            .get::<RequestFacts>()
-            .cloned()
-            .unwrap_or_default();
+        let facts = response.extensions().get::<RequestFacts>();
+        let request = facts.map(RequestTrace::of).unwrap_or_default();
         let report = response.extensions().get::<RewriteReport>();
         let status = response.status();
         let upstream = report.and_then(|r| r.upstream_latency);
-        let answered_error = request
-            .refused
-            .as_ref()
+        let answered_error = facts
+            .and_then(|f| f.refused.as_ref())
             .or(report.and_then(|r| r.answered_error.as_ref()))
             .map(|c| c.as_str().to_owned());
         let records = response.extensions().get::<RefreshReport>();
-        let replay_refused = records.and_then(|r| r.event) == Some(RefreshEvent::ReplayRefused);
-        let outcome = match (report, &request.refused) {
-            (_, Some(_)) => Outcome::Refused,
-            _ if replay_refused => Outcome::Refused,
-            (None, None) if status.is_success() => Outcome::Token,
-            (None, None) => Outcome::Refused,
-            (Some(r), None) => match (&r.answered_error, r.upstream_status) {
-                (None, _) => Outcome::Token,
-                (Some(_), None) if status == http::StatusCode::GATEWAY_TIMEOUT => Outcome::Timeout,
-                // The upstream client answers 503 of itself only when it sheds a call.
-                (Some(_), None) if status == http::StatusCode::SERVICE_UNAVAILABLE => Outcome::Shed,
-                (Some(_), None) => Outcome::Unreachable,
-                (Some(_), Some(_)) if r.upstream_error.is_some() && !is_fault(status) => {
-                    Outcome::UpstreamError
-                }
-                (Some(_), Some(_)) => Outcome::UpstreamFault,
-            },
-        };
         let heard = report.filter(|r| r.upstream_status.is_some());
+        let mut request = request;
+        if request.grant_type.is_none() {
+            request.grant_type = report.and_then(|r| r.grant_type.as_ref()).map(grant_name);
+        }
         ExchangeTrace {
             request,
             upstream_status: report.and_then(|r| r.upstream_status).map(|s| s.as_u16()),
-            upstream_content_type: report.and_then(|r| r.upstream_content_type.clone()),
-            upstream_shape: heard.map(shape_name),
-            upstream_fields: report.map(|r| r.answer_fields.clone()).unwrap_or_default(),
+            upstream_content_type: report.and_then(RewriteReport::upstream_content_type),
+            upstream_shape: heard.and_then(|r| r.answer).map(|a| a.as_str()),
+            upstream_fields: report
+                .map(|r| r.answer_fields().map(str::to_owned).collect())
+                .unwrap_or_default(),
             expires_in_type: heard.and_then(|r| r.expires_in_type),
             expires_in_action: report.and_then(|r| r.expires_in).map(action_name),
             expires_in: report.and_then(|r| r.expires_in_secs),
@@ -284,7 +190,7 @@ impl ExchangeTrace {
                 .and_then(|r| r.upstream_error.as_deref())
                 .map(bounded),
             answered_error,
-            outcome,
+            outcome: outcome_of(response),
             status: status.as_u16(),
             bridge_ms: millis(elapsed.saturating_sub(upstream.unwrap_or_default())),
             upstream_ms: upstream.map(millis),
@@ -338,27 +244,6 @@ impl ExchangeTrace {
     }
 }
 
-/// A status the response layer uses only for faults on the path.
-fn is_fault(status: http::StatusCode) -> bool {
-    matches!(status.as_u16(), 502..=504)
-}
-
-fn shape_name(report: &RewriteReport) -> &'static str {
-    if report.error_in_success {
-        return if report.answer_fields.iter().any(|f| f == "ok") {
-            "ok:false"
-        } else {
-            "200-with-error"
-        };
-    }
-    match report.shape {
-        AnswerShape::Json => "json",
-        AnswerShape::Form => "form",
-        AnswerShape::Html => "html",
-        AnswerShape::Unreadable => "unreadable",
-    }
-}
-
 fn action_name(action: ExpiresInAction) -> &'static str {
     match action {
         ExpiresInAction::Kept => "kept",
@@ -374,13 +259,32 @@ fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// The grant type as a metric label: one of a fixed set.
-#[cfg(feature = "metrics")]
-pub(crate) fn grant_label(grant_type: Option<&str>) -> &'static str {
-    match grant_type {
-        Some("authorization_code") => "authorization_code",
-        Some("refresh_token") => "refresh_token",
-        Some(_) => "other",
-        None => "none",
+/// One finished exchange: the INFO line, the trace when it is on, the metrics. The costly
+/// views (names, fingerprints) are worked out only for the trace.
+pub(super) fn observe<B>(response: &Response<B>, elapsed: Duration) {
+    let extensions = response.extensions();
+    let report = extensions.get::<RewriteReport>();
+    let facts = extensions.get::<RequestFacts>();
+    let outcome = outcome_of(response);
+    let answered_error = facts
+        .and_then(|f| f.refused.as_ref())
+        .or(report.and_then(|r| r.answered_error.as_ref()));
+    let grant_type = facts
+        .and_then(|f| f.grant_type.as_ref())
+        .or(report.and_then(|r| r.grant_type.as_ref()));
+    tracing::info!(
+        target: super::EXCHANGE_TARGET,
+        grant_type = grant_type.map(|g| g.as_str()),
+        upstream_status = report.and_then(|r| r.upstream_status).map(|s| s.as_u16()),
+        outcome = outcome.as_str(),
+        error = answered_error.map(|c| c.as_str()),
+        status = response.status().as_u16(),
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "token exchange"
+    );
+    if tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG) {
+        ExchangeTrace::from_response(response, elapsed).emit();
     }
+    #[cfg(feature = "metrics")]
+    super::metrics::exchange(grant_type, outcome, answered_error, report);
 }

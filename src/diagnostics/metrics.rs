@@ -2,44 +2,62 @@
 
 use ::metrics::{counter, histogram};
 
-use super::exchange::grant_label;
-use super::{AuthorizeReport, AuthorizeRoute, ExchangeTrace, Outcome};
+use crate::authorize::{AuthorizeReport, AuthorizeRoute};
+use crate::outcome::{AnswerKind, Outcome};
+use crate::{ErrorCode, GrantType, RewriteReport};
 
-pub(super) fn exchange(trace: &ExchangeTrace) {
+pub(super) fn exchange(
+    grant_type: Option<&GrantType>,
+    outcome: Outcome,
+    answered_error: Option<&ErrorCode>,
+    report: Option<&RewriteReport>,
+) {
     counter!(
         "account_link_bridge_exchanges_total",
-        "grant_type" => grant_label(trace.request.grant_type.as_deref()),
-        "outcome" => trace.outcome.as_str(),
+        "grant_type" => grant_label(grant_type),
+        "outcome" => outcome.as_str(),
     )
     .increment(1);
-    if trace.outcome == Outcome::Refused {
+    if outcome == Outcome::Refused {
         counter!(
             "account_link_bridge_refusals_total",
-            "reason" => error_label(trace.answered_error.as_deref()),
+            "reason" => error_label(answered_error.map(ErrorCode::as_str)),
         )
         .increment(1);
     }
-    if let Some(ms) = trace.upstream_ms {
-        histogram!("account_link_bridge_upstream_latency_seconds").record(ms / 1000.0);
+    if let Some(latency) = report.and_then(|r| r.upstream_latency) {
+        histogram!("account_link_bridge_upstream_latency_seconds").record(latency.as_secs_f64());
     }
-    let class = match trace.outcome {
+    let answer = report.and_then(|r| r.answer);
+    let status = report.and_then(|r| r.upstream_status).map(|s| s.as_u16());
+    let class = match outcome {
         Outcome::Timeout => Some("timeout"),
         Outcome::Unreachable => Some("unreachable"),
-        Outcome::UpstreamError => Some(match trace.upstream_shape {
-            Some("ok:false") => "ok_false",
-            Some("200-with-error") => "error_in_200",
+        Outcome::UpstreamError => Some(match answer {
+            Some(AnswerKind::OkFalse) => "ok_false",
+            Some(AnswerKind::ErrorIn200) => "error_in_200",
             _ => "oauth_error",
         }),
-        Outcome::UpstreamFault => Some(match (trace.upstream_shape, trace.upstream_status) {
-            (Some("html"), _) => "html",
+        Outcome::UpstreamFault => Some(match (answer, status) {
+            (Some(AnswerKind::Html), _) => "html",
             (_, Some(500..=599)) => "http_5xx",
-            (Some("unreadable"), _) => "unreadable",
+            (Some(AnswerKind::Unreadable), _) => "unreadable",
             _ => "not_a_token",
         }),
         _ => None,
     };
     if let Some(class) = class {
         counter!("account_link_bridge_upstream_errors_total", "class" => class).increment(1);
+    }
+}
+
+/// The grant type as a metric label: one of a fixed set.
+fn grant_label(grant_type: Option<&GrantType>) -> &'static str {
+    match grant_type {
+        Some(GrantType::AuthorizationCode) => "authorization_code",
+        Some(GrantType::RefreshToken) => "refresh_token",
+        Some(_) => "other",
+        None => "none",
     }
 }
 

@@ -25,7 +25,7 @@ pub(super) fn basic_header(id: &str, secret: Option<&str>) -> HeaderValue {
 }
 
 /// Reads `Authorization: Basic`, form-decoding id and secret (RFC 6749 §2.3.1).
-pub(super) fn basic_credentials(
+pub(crate) fn basic_credentials(
     headers: &HeaderMap,
 ) -> Result<Option<(String, String)>, OAuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();

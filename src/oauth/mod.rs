@@ -23,6 +23,7 @@ mod media;
 mod parse;
 mod request;
 
+pub(crate) use self::basic::basic_credentials;
 pub use self::error::{ErrorCode, OAuthError};
 pub(crate) use self::form::form_decode;
 pub use self::grant::{BodyFormat, ClientAuth, CredentialSource, GrantType};

@@ -11,9 +11,9 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{upstream_request, TokenRequest};
+use super::{upstream_request, RequestFacts, TokenRequest};
 use crate::body::{CollectError, Collector, FullBody, ResponseBody};
-use crate::diagnostics::RequestFacts;
+use crate::outcome::Outcome;
 use crate::provider::RequestPolicy;
 use crate::OAuthError;
 
@@ -157,6 +157,7 @@ where
                     facts.refused = Some(error.code().clone());
                     let mut response: Response<ResponseBody<ResBody>> = error.into_response();
                     response.extensions_mut().insert(facts);
+                    response.extensions_mut().insert(Outcome::Refused);
                     return Poll::Ready(Ok(response));
                 }
             };

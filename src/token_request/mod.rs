@@ -43,6 +43,7 @@
 //! # }
 //! ```
 
+mod facts;
 mod future;
 
 use std::fmt;
@@ -56,6 +57,7 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+pub use self::facts::RequestFacts;
 pub use self::future::ResponseFuture;
 // The vocabulary lives in `oauth`; these are its paths of old (`form_decode`'s kept while branches
 // written against it land).
@@ -98,16 +100,30 @@ impl NormalizeTokenRequestLayer {
         self
     }
 
-    /// Adds a step run on every parsed token request before it is encoded for the upstream.
-    pub fn hook(mut self, hook: impl crate::TokenRequestHook) -> Self {
+    /// Adds a step run on every parsed token request before it is encoded for the upstream
+    /// (the name of [`Provider::token_request_hook`](crate::Provider::token_request_hook)).
+    pub fn token_request_hook(mut self, hook: impl crate::TokenRequestHook) -> Self {
         Arc::make_mut(&mut self.policy).hooks.push(Arc::new(hook));
         self
     }
 
-    /// The largest body accepted, in bytes; larger bodies get 413.
-    pub fn body_limit(mut self, limit: usize) -> Self {
+    /// The earlier name of [`NormalizeTokenRequestLayer::token_request_hook`].
+    #[deprecated(note = "use token_request_hook, the Provider's name for it")]
+    pub fn hook(self, hook: impl crate::TokenRequestHook) -> Self {
+        self.token_request_hook(hook)
+    }
+
+    /// The largest body accepted, in bytes; larger bodies get 413 (the name of
+    /// [`Provider::request_body_limit`](crate::Provider::request_body_limit)).
+    pub fn request_body_limit(mut self, limit: usize) -> Self {
         Arc::make_mut(&mut self.policy).body_limit = limit;
         self
+    }
+
+    /// The earlier name of [`NormalizeTokenRequestLayer::request_body_limit`].
+    #[deprecated(note = "use request_body_limit, the Provider's name for it")]
+    pub fn body_limit(self, limit: usize) -> Self {
+        self.request_body_limit(limit)
     }
 }
 
@@ -204,7 +220,7 @@ pub(crate) fn upstream_request(
     mut parts: Parts,
     token_request: TokenRequest,
     policy: &RequestPolicy,
-    facts: &mut crate::diagnostics::RequestFacts,
+    facts: &mut RequestFacts,
 ) -> Request<FullBody> {
     let (body, authorization) = token_request.to_form(policy.client_auth, &policy.extra_params);
     let mut headers = HeaderMap::with_capacity(5 + policy.extra_headers.len());
@@ -220,7 +236,7 @@ pub(crate) fn upstream_request(
     for (name, value) in &policy.extra_headers {
         headers.insert(name.clone(), value.clone());
     }
-    facts.upstream_sent(&token_request, &body, &headers);
+    facts.upstream_sent(&body, &headers);
     parts.headers = headers;
     parts.method = Method::POST;
     parts.extensions.insert(token_request);

@@ -14,6 +14,7 @@ use pin_project_lite::pin_project;
 
 use super::rewrite::{rewrite, RewriteReport};
 use crate::body::{CollectError, Collector, FullBody};
+use crate::outcome::Outcome;
 use crate::provider::ResponsePolicy;
 use crate::{OAuthError, TokenRequest};
 
@@ -81,7 +82,14 @@ where
                         report.grant_type = grant_type(this.token_request);
                         report.answered_error = Some(error.code().clone());
                         report.upstream_latency = Some(this.called.elapsed());
-                        return Poll::Ready(Ok(with_report(error.clone().into_response(), report)));
+                        let outcome = match error.status() {
+                            StatusCode::GATEWAY_TIMEOUT => Outcome::Timeout,
+                            // The upstream client answers 503 of itself only when it sheds a call.
+                            StatusCode::SERVICE_UNAVAILABLE => Outcome::Shed,
+                            _ => Outcome::Unreachable,
+                        };
+                        let response = error.clone().into_response();
+                        return Poll::Ready(Ok(with_report(response, report, outcome)));
                     }
                     let collector = Collector::new(this.policy.body_limit);
                     this.state.set(State::Reading {
@@ -118,6 +126,7 @@ where
                             parts.status.as_u16()
                         ))),
                     };
+                    let mut outcome = Outcome::Token;
                     let response = match result {
                         Ok(json) => token_response(json),
                         Err(error) => {
@@ -129,10 +138,19 @@ where
                                 "upstream answer mapped to an error"
                             );
                             report.answered_error = Some(error.code().clone());
+                            // A relayed OAuth error is the upstream's refusal; any other error
+                            // (and any 502-504) is a fault on the path.
+                            let relayed = report.upstream_error.is_some()
+                                && !matches!(error.status().as_u16(), 502..=504);
+                            outcome = if relayed {
+                                Outcome::UpstreamError
+                            } else {
+                                Outcome::UpstreamFault
+                            };
                             error.into_response()
                         }
                     };
-                    return Poll::Ready(Ok(with_report(response, report)));
+                    return Poll::Ready(Ok(with_report(response, report, outcome)));
                 }
             }
         }
@@ -143,8 +161,13 @@ fn grant_type(request: &Option<TokenRequest>) -> Option<crate::GrantType> {
     request.as_ref().map(|r| r.grant_type().clone())
 }
 
-fn with_report(mut response: Response<FullBody>, report: RewriteReport) -> Response<FullBody> {
+fn with_report(
+    mut response: Response<FullBody>,
+    report: RewriteReport,
+    outcome: Outcome,
+) -> Response<FullBody> {
     response.extensions_mut().insert(report);
+    response.extensions_mut().insert(outcome);
     response
 }
 

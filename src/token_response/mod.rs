@@ -53,7 +53,12 @@ use tower_service::Service;
 pub(crate) use self::answer::aged as aged_answer;
 pub(crate) use self::future::token_response;
 pub use self::future::ResponseFuture;
-pub use self::rewrite::{AnswerShape, ExpiresInAction, RewriteReport};
+pub use self::rewrite::{ExpiresInAction, RewriteReport};
+
+/// The earlier name of [`AnswerKind`](crate::diagnostics::AnswerKind), the one vocabulary of
+/// what the upstream answered.
+#[deprecated(note = "use account_link_bridge::diagnostics::AnswerKind")]
+pub type AnswerShape = crate::outcome::AnswerKind;
 
 use crate::body::FullBody;
 use crate::provider::{Provider, ResponsePolicy};
@@ -115,10 +120,17 @@ impl RewriteTokenResponseLayer {
         (result, report)
     }
 
-    /// The largest upstream answer read, in bytes; larger answers become 502 `server_error`.
-    pub fn body_limit(mut self, limit: usize) -> Self {
+    /// The largest upstream answer read, in bytes; larger answers become 502 `server_error`
+    /// (the name of [`Provider::answer_body_limit`](crate::Provider::answer_body_limit)).
+    pub fn answer_body_limit(mut self, limit: usize) -> Self {
         Arc::make_mut(&mut self.policy).body_limit = limit;
         self
+    }
+
+    /// The earlier name of [`RewriteTokenResponseLayer::answer_body_limit`].
+    #[deprecated(note = "use answer_body_limit, the Provider's name for it")]
+    pub fn body_limit(self, limit: usize) -> Self {
+        self.answer_body_limit(limit)
     }
 }
 

@@ -3,29 +3,19 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use super::answer::{Answer, Field};
 use crate::oauth::{GrantType, TokenRequest};
+use crate::outcome::AnswerKind;
 use crate::provider::{AnswerFormat, ErrorMarker, ExpiresIn, ResponsePolicy};
 use crate::{ErrorCode, OAuthError};
 
-/// How the upstream's answer was encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnswerShape {
-    /// A JSON object.
-    Json,
-    /// An `application/x-www-form-urlencoded` body (GitHub without `Accept`).
-    Form,
-    /// An HTML page (an error page, a login page, a proxy's error).
-    Html,
-    /// Anything else: empty, plain text, invalid JSON, ...
-    Unreadable,
-}
-
 /// What the bridge did to `expires_in`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExpiresInAction {
     /// The upstream's integer was kept.
     Kept,
@@ -42,17 +32,19 @@ pub enum ExpiresInAction {
     FromJwt,
 }
 
-/// What the response layer saw and did, attached to every answer's extensions for diagnostics.
+/// What the response layer saw and did, attached to every answer's extensions for an observer
+/// such as [`DiagnosticsLayer`](crate::diagnostics::DiagnosticsLayer), beside the
+/// [`Outcome`](crate::diagnostics::Outcome) it decided. Filled cheaply on every answer (a
+/// header handle, one string of names); it holds no token nor secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RewriteReport {
     /// The grant type of the request, when the request layer parsed one.
     pub grant_type: Option<GrantType>,
     /// The upstream's HTTP status (`None` when the upstream was never heard).
     pub upstream_status: Option<StatusCode>,
-    /// How the upstream's answer was encoded.
-    pub shape: AnswerShape,
-    /// Whether the upstream's answer was an error signalled inside a 2xx.
-    pub error_in_success: bool,
+    /// What the upstream answered; `None` when it was never heard.
+    pub answer: Option<AnswerKind>,
     /// What happened to `expires_in`, for a success.
     pub expires_in: Option<ExpiresInAction>,
     /// The `expires_in` answered, for a success.
@@ -65,11 +57,9 @@ pub struct RewriteReport {
     pub upstream_error: Option<String>,
     /// The `error` code answered to Alexa, for an error.
     pub answered_error: Option<ErrorCode>,
-    /// The upstream's `Content-Type` (media type only, at most 64 characters).
-    pub upstream_content_type: Option<String>,
-    /// The names of the top-level fields of the upstream's answer (at most 32, each cut to 40
-    /// characters), for diagnostics.
-    pub answer_fields: Vec<String>,
+    upstream_content_type: Option<HeaderValue>,
+    /// The names of the answer's top-level fields, comma-separated.
+    answer_fields: String,
     /// The JSON type of the upstream's `expires_in`: `integer`, `float`, `string`, `null`,
     /// `other`, or `absent`; `None` when the answer could not be read.
     pub expires_in_type: Option<&'static str>,
@@ -78,12 +68,24 @@ pub struct RewriteReport {
 }
 
 impl RewriteReport {
+    /// The upstream's `Content-Type` (media type only, at most 64 characters).
+    pub fn upstream_content_type(&self) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, self.upstream_content_type.clone()?);
+        crate::content_media_type(&headers).map(|v| v.chars().take(64).collect())
+    }
+
+    /// The names of the top-level fields of the upstream's answer (at most 32, each cut to 40
+    /// characters).
+    pub fn answer_fields(&self) -> impl Iterator<Item = &str> {
+        self.answer_fields.split(',').filter(|n| !n.is_empty())
+    }
+
     pub(crate) fn new(upstream_status: Option<StatusCode>) -> Self {
         RewriteReport {
             grant_type: None,
             upstream_status,
-            shape: AnswerShape::Unreadable,
-            error_in_success: false,
+            answer: None,
             expires_in: None,
             expires_in_secs: None,
             packed: false,
@@ -91,7 +93,7 @@ impl RewriteReport {
             upstream_error: None,
             answered_error: None,
             upstream_content_type: None,
-            answer_fields: Vec::new(),
+            answer_fields: String::new(),
             expires_in_type: None,
             upstream_latency: None,
         }
@@ -108,22 +110,18 @@ pub(crate) fn rewrite(
     report: &mut RewriteReport,
 ) -> Result<Bytes, OAuthError> {
     let (shape, answer) = read_answer(headers, body, policy.answer_format);
-    report.shape = shape;
-    // The content type and field names serve the exchange trace alone: gathered only while it
-    // is on, they cost every answer a dozen allocations otherwise.
-    let detailed = crate::diagnostics::trace_enabled();
-    if detailed {
-        report.upstream_content_type =
-            crate::content_media_type(headers).map(|v| v.chars().take(64).collect());
-    }
+    report.answer = Some(shape);
+    // Cheap on every answer: a handle on the header, and the names in one string.
+    report.upstream_content_type = headers.get(CONTENT_TYPE).cloned();
     if let Some(answer) = &answer {
-        if detailed {
-            report.answer_fields = answer
-                .names()
-                .take(32)
-                .map(|k| k.chars().take(40).collect())
-                .collect();
+        let mut names = String::with_capacity(128);
+        for name in answer.names().take(32) {
+            if !names.is_empty() {
+                names.push(',');
+            }
+            names.extend(name.chars().filter(|c| *c != ',').take(40));
         }
+        report.answer_fields = names;
         report.expires_in_type = Some(answer.get("expires_in").map_or("absent", Field::type_name));
     }
     let Some(mut object) = answer else {
@@ -140,7 +138,13 @@ pub(crate) fn rewrite(
         .filter(|e| !e.is_empty())
         .map(str::to_owned);
     report.upstream_error = upstream_error.clone();
-    report.error_in_success = marked;
+    if marked {
+        report.answer = Some(if object.get("ok").is_some() {
+            AnswerKind::OkFalse
+        } else {
+            AnswerKind::ErrorIn200
+        });
+    }
 
     if marked || !status.is_success() {
         let relayable = marked || matches!(status.as_u16(), 400 | 401);
@@ -265,12 +269,13 @@ fn fault(status: StatusCode, shape: &str) -> OAuthError {
     }
 }
 
-fn shape_name(shape: AnswerShape) -> &'static str {
+fn shape_name(shape: AnswerKind) -> &'static str {
     match shape {
-        AnswerShape::Json => "JSON that is not an RFC 6749 answer",
-        AnswerShape::Form => "a form that is not an RFC 6749 answer",
-        AnswerShape::Html => "an HTML page",
-        AnswerShape::Unreadable => "a body that is neither JSON nor a form",
+        AnswerKind::Json => "JSON that is not an RFC 6749 answer",
+        AnswerKind::Form => "a form that is not an RFC 6749 answer",
+        AnswerKind::Html => "an HTML page",
+        AnswerKind::ErrorIn200 | AnswerKind::OkFalse => "an error inside a 2xx answer",
+        _ => "a body that is neither JSON nor a form",
     }
 }
 
@@ -282,7 +287,7 @@ fn read_answer<'a>(
     headers: &HeaderMap,
     body: &'a [u8],
     format: AnswerFormat,
-) -> (AnswerShape, Option<Answer<'a>>) {
+) -> (AnswerKind, Option<Answer<'a>>) {
     // Compared without case and without a lowercased copy: media types are ASCII.
     let media = crate::content_media_type(headers).unwrap_or("");
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
@@ -294,12 +299,12 @@ fn read_answer<'a>(
             .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"));
     let declared_form = media.eq_ignore_ascii_case("application/x-www-form-urlencoded");
     if media.eq_ignore_ascii_case("text/html") || first == Some(b'<') {
-        return (AnswerShape::Html, None);
+        return (AnswerKind::Html, None);
     }
     if format != AnswerFormat::Form && (declared_json || first == Some(b'{')) {
         return match Answer::from_json(body) {
-            Some(answer) => (AnswerShape::Json, Some(answer)),
-            None => (AnswerShape::Unreadable, None),
+            Some(answer) => (AnswerKind::Json, Some(answer)),
+            None => (AnswerKind::Unreadable, None),
         };
     }
     let form_allowed = match format {
@@ -309,10 +314,10 @@ fn read_answer<'a>(
     };
     if form_allowed {
         if let Some(answer) = Answer::from_form(body) {
-            return (AnswerShape::Form, Some(answer));
+            return (AnswerKind::Form, Some(answer));
         }
     }
-    (AnswerShape::Unreadable, None)
+    (AnswerKind::Unreadable, None)
 }
 
 fn marker_matches(marker: &ErrorMarker, answer: &Answer<'_>) -> bool {

@@ -12,6 +12,10 @@
 //! | [`Provider::slack`] | HTTP Basic | 31 536 000 s (365 days) | nothing | `{"ok":false,"error":…}` with HTTP 200 is an error; the user token nested in `authed_user` is used when there is no top-level one |
 //! | [`Provider::generic`] | body | 3600 s | nothing | RFC 6749 as is; string `expires_in` and a missing `token_type` are normalized |
 
+mod by_name;
+
+pub use self::by_name::UnknownProvider;
+
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -358,18 +362,6 @@ impl Provider {
             .expires_in(ExpiresIn::default_secs(5400))
             .pack(PackFormat::salesforce())
             .answer_format(AnswerFormat::Json)
-    }
-
-    /// The preset with this name (`salesforce`, `github`, `slack`, `generic`, in any case),
-    /// for command lines.
-    pub fn by_name(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "salesforce" => Some(Provider::salesforce()),
-            "github" => Some(Provider::github()),
-            "slack" => Some(Provider::slack()),
-            "generic" => Some(Provider::generic()),
-            _ => None,
-        }
     }
 
     /// The provider's name, for logs.

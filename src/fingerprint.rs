@@ -1,4 +1,5 @@
-//! Keyed fingerprints of secrets.
+//! Keyed fingerprints of secrets: a leaf below the layers that record them and the
+//! [`diagnostics`](crate::diagnostics) that show them.
 
 use std::fmt;
 use std::sync::OnceLock;

@@ -1,0 +1,179 @@
+//! The per-answer record of `/authorize` and `/callback`, read by
+//! [`diagnostics`](crate::diagnostics).
+
+use serde::Serialize;
+use url::Url;
+
+use crate::fingerprint::Fingerprint;
+use crate::state::OpenError;
+
+/// Which route of the authorization middleman answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuthorizeRoute {
+    /// `GET /authorize`, from Alexa's app.
+    Authorize,
+    /// `GET /callback`, from the upstream's login.
+    Callback,
+}
+
+/// What the middleman did, from a fixed set (also a metric label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuthorizeVerdict {
+    /// The browser was sent to the upstream's login.
+    SentUpstream,
+    /// A sealed code went back to Alexa.
+    CodeToAlexa,
+    /// The token went back to Alexa in the fragment (implicit grant).
+    TokenToAlexa,
+    /// An OAuth error went back to Alexa's redirect URL (the upstream's, or the bridge's).
+    ErrorToAlexa,
+    /// A 400 page without redirect: the request could not be trusted to say where to go.
+    Refused,
+}
+
+impl AuthorizeRoute {
+    /// The route's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizeRoute::Authorize => "authorize",
+            AuthorizeRoute::Callback => "callback",
+        }
+    }
+}
+
+impl AuthorizeVerdict {
+    /// The verdict's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizeVerdict::SentUpstream => "sent_upstream",
+            AuthorizeVerdict::CodeToAlexa => "code_to_alexa",
+            AuthorizeVerdict::TokenToAlexa => "token_to_alexa",
+            AuthorizeVerdict::ErrorToAlexa => "error_to_alexa",
+            AuthorizeVerdict::Refused => "refused",
+        }
+    }
+}
+
+/// What `/callback` found in the `state` it got back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StateVerdict {
+    /// Opened: sealed by this bridge (or a replica sharing its keys), in time.
+    Ok,
+    /// No state, or a repeated one.
+    Missing,
+    /// Not something a bridge sealed (bad encoding, unknown version).
+    Malformed,
+    /// The authentication failed: altered, or sealed under a key this bridge does not hold
+    /// (the AEAD cannot tell these apart; after a key change, suspect the keys).
+    TamperedOrWrongKey,
+    /// Authentic but past its expiry: the user took too long at the upstream's login.
+    Expired,
+    /// Longer than any state this bridge seals.
+    TooLarge,
+    /// Genuine, but already used once: a state is accepted once.
+    Replayed,
+    /// Opened and accepted, but its single use could not be checked (the nonce cache was full
+    /// or its shared store failed): a fault of the cache never blocks a link.
+    OkUnchecked,
+}
+
+impl StateVerdict {
+    /// The verdict's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateVerdict::Ok => "ok",
+            StateVerdict::Missing => "missing",
+            StateVerdict::Malformed => "malformed",
+            StateVerdict::TamperedOrWrongKey => "tampered_or_wrong_key",
+            StateVerdict::Expired => "expired",
+            StateVerdict::TooLarge => "too_large",
+            StateVerdict::Replayed => "replayed",
+            StateVerdict::OkUnchecked => "ok_unchecked",
+        }
+    }
+}
+
+impl From<&OpenError> for StateVerdict {
+    fn from(error: &OpenError) -> Self {
+        match error {
+            OpenError::Malformed => StateVerdict::Malformed,
+            OpenError::Tampered => StateVerdict::TamperedOrWrongKey,
+            OpenError::Expired => StateVerdict::Expired,
+            OpenError::TooLarge => StateVerdict::TooLarge,
+        }
+    }
+}
+
+/// One answer of `/authorize` or `/callback`, as an operator needs to see it; attached to the
+/// answer's extensions by [`AuthorizeRedirect`](crate::AuthorizeRedirect).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AuthorizeReport {
+    /// The route.
+    pub route: AuthorizeRoute,
+    /// What the middleman did.
+    pub verdict: AuthorizeVerdict,
+    /// Why, in fixed words (never input).
+    pub reason: &'static str,
+    /// `/callback` only: what the state said.
+    pub state: Option<StateVerdict>,
+    /// The host of Alexa's redirect URL (`pitangui.amazon.com`, `layla.amazon.com`, ...), once
+    /// it was checked.
+    pub redirect_host: Option<String>,
+    /// The skill's vendor id, the last segment of Alexa's redirect URL.
+    pub vendor_id: Option<String>,
+    /// The `error` the upstream sent to `/callback`, relayed to Alexa (at most 40 characters).
+    pub upstream_error: Option<String>,
+    /// The fingerprint of the upstream's code relayed by `/callback`: the token route's trace
+    /// shows the same fingerprint for `code` when Alexa redeems it.
+    pub code: Option<Fingerprint>,
+    /// When Alexa's redirect URL was refused: the redirect URLs this bridge accepts, as
+    /// patterns (e.g. `https://{pitangui.amazon.com|...}/api/skill/link/{M2AAAAAAAAAAAA}`),
+    /// so the operator sees at once whether a vendor pin or a host is missing.
+    pub accepted_redirects: Option<String>,
+}
+
+impl AuthorizeReport {
+    pub(crate) fn new(route: AuthorizeRoute) -> Self {
+        AuthorizeReport {
+            route,
+            verdict: AuthorizeVerdict::Refused,
+            reason: "",
+            state: None,
+            redirect_host: None,
+            vendor_id: None,
+            upstream_error: None,
+            code: None,
+            accepted_redirects: None,
+        }
+    }
+
+    /// Notes Alexa's (checked) redirect URL.
+    pub(crate) fn redirect(&mut self, url: &Url) {
+        self.redirect_host = url.host_str().map(str::to_owned);
+        // The link path ends in the vendor id; the implicit grant's page names it in the query.
+        let from_query = url
+            .query_pairs()
+            .find(|(name, _)| name == "vendorId")
+            .map(|(_, id)| id.into_owned());
+        self.vendor_id = from_query
+            .or_else(|| {
+                url.path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .map(str::to_owned)
+            })
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(40).collect());
+    }
+
+    pub(crate) fn verdict(&mut self, verdict: AuthorizeVerdict, reason: &'static str) {
+        self.verdict = verdict;
+        self.reason = reason;
+    }
+}
