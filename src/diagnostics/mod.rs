@@ -10,7 +10,7 @@
 //! - [`RewriteReport`](crate::RewriteReport): what came back and what the bridge did to it,
 //!   attached by [`RewriteTokenResponseLayer`](crate::RewriteTokenResponseLayer);
 //! - [`ExchangeTrace`]: both read from an answer's extensions, with the outcome and the latency
-//!   split into bridge time and upstream time; the [`Bridge`](crate::bridge::Bridge) emits it
+//!   split into bridge time and upstream time; the server's routes (`account-link-bridge-server`) emit it
 //!   as one `tracing` event at DEBUG on the target [`TRACE_TARGET`];
 //! - [`AuthorizeReport`]: the same for `/authorize` and `/callback` (Alexa's redirect host and
 //!   vendor id, the state verdict, an upstream error relayed, the code relayed).
