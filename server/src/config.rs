@@ -166,7 +166,13 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_TRACE_EXCHANGES")]
     pub trace_exchanges: bool,
 
-    /// Serve Prometheus metrics on GET /metrics.
+    /// Serve Prometheus metrics on this admin address (e.g. 127.0.0.1:9090), on a listener of
+    /// its own, never on the public port. Off by default.
+    #[arg(long, env = "BRIDGE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Kept for older command lines: metrics are served when --metrics-listen is given, and
+    /// --metrics alone is refused (metrics are no longer on the public port).
     #[arg(long, env = "BRIDGE_METRICS")]
     pub metrics: bool,
 

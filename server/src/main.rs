@@ -25,8 +25,9 @@ use tokio::net::TcpListener;
 ///
 /// Routes: POST /token (Alexa's access token URI), GET /authorize (Alexa's authorization URI)
 /// and GET /callback (the redirect URL to register upstream) when an upstream authorization URL
-/// is known, GET /healthz, and GET /metrics with --metrics. Every option can also be set with
-/// the environment variable BRIDGE_<NAME>, e.g. BRIDGE_UPSTREAM_TOKEN_URL.
+/// is known, and GET /healthz; Prometheus metrics on an admin listener with --metrics-listen.
+/// Every option can also be set with the environment variable BRIDGE_<NAME>, e.g.
+/// BRIDGE_UPSTREAM_TOKEN_URL.
 #[derive(Debug, Parser)]
 #[command(name = "bridge", version)]
 struct Cli {
@@ -136,12 +137,20 @@ async fn run(args: Args) -> Result<(), String> {
     for warning in checks::warnings(&args, &public_url) {
         tracing::warn!("{warning}");
     }
-    let metrics = if args.metrics {
-        Some(metrics::install()?)
-    } else {
-        None
-    };
-    let bridge = metrics::WithMetrics::new(bridge, metrics);
+    match (args.metrics_listen, args.metrics) {
+        (Some(admin), _) => {
+            metrics::install(admin)?;
+            tracing::info!(listen = %admin, "metrics served on http://{admin}/metrics");
+        }
+        (None, true) => {
+            return Err(
+                "--metrics needs --metrics-listen ADDR: metrics are served on an admin \
+                        listener of their own, no longer on the public port"
+                    .into(),
+            )
+        }
+        (None, false) => {}
+    }
 
     tracing::info!(
         listen = %local,

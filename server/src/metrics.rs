@@ -1,105 +1,26 @@
-//! `GET /metrics`: the library's metrics (feature `metrics`) in Prometheus' text format.
+//! Prometheus metrics on an admin listener of their own (`--metrics-listen`), never on Alexa's
+//! port: the library's metrics (feature `metrics`) and the server's, in Prometheus' text format,
+//! served by `metrics-exporter-prometheus`'s own HTTP listener on every path.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::net::SocketAddr;
 
-use pin_project_lite::pin_project;
-
-use crate::routes::Bridge;
-use account_link_bridge::{FullBody, ResponseBody};
-use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tower::Service;
-
-/// Installs the Prometheus recorder for this process.
-pub fn install() -> Result<PrometheusHandle, String> {
-    if !cfg!(feature = "metrics") {
-        // Serving an empty /metrics would look like a bridge that does nothing.
-        return Err(
-            "--metrics needs the crate's `metrics` feature: cargo run --release --example bridge --features metrics -- --metrics"
-                .into(),
-        );
-    }
-    PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+/// Installs the Prometheus recorder for this process and starts its HTTP listener on `listen`,
+/// on the current tokio runtime. The address is bound before this returns, so a taken or
+/// forbidden address is an error at startup, not a silent absence of metrics.
+#[cfg(feature = "metrics")]
+pub fn install(listen: SocketAddr) -> Result<(), String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .install()
+        .map_err(|e| format!("cannot serve metrics on {listen}: {e}"))
 }
 
-/// The bridge's routes plus `GET /metrics` when a recorder is installed.
-#[derive(Clone)]
-pub struct WithMetrics {
-    bridge: Bridge,
-    metrics: Option<PrometheusHandle>,
-}
-
-impl WithMetrics {
-    pub fn new(bridge: Bridge, metrics: Option<PrometheusHandle>) -> Self {
-        WithMetrics { bridge, metrics }
-    }
-}
-
-impl<B> Service<Request<B>> for WithMetrics
-where
-    Bridge: Service<Request<B>, Response = Response<ResponseBody<FullBody>>, Error = Infallible>,
-{
-    type Response = Response<ResponseBody<FullBody>>;
-    type Error = Infallible;
-    // Not boxed: every exchange passes here, and a box is an allocation per request.
-    type Future = MetricsFuture<<Bridge as Service<Request<B>>>::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.bridge.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        match &self.metrics {
-            Some(handle)
-                if request.uri().path() == "/metrics" && request.method() == Method::GET =>
-            {
-                let mut response = Response::new(ResponseBody::from(Bytes::from(handle.render())));
-                let headers = response.headers_mut();
-                headers.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                MetricsFuture::Page {
-                    page: Some(response),
-                }
-            }
-            _ => MetricsFuture::Bridge {
-                inner: self.bridge.call(request),
-            },
-        }
-    }
-}
-
-pin_project! {
-    /// The metrics page, ready, or the bridge's own answer.
-    #[project = MetricsFutureProj]
-    pub enum MetricsFuture<F> {
-        Page { page: Option<Response<ResponseBody<FullBody>>> },
-        Bridge { #[pin] inner: F },
-    }
-}
-
-impl<F> Future for MetricsFuture<F>
-where
-    F: Future<Output = Result<Response<ResponseBody<FullBody>>, Infallible>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        match self.project() {
-            MetricsFutureProj::Page { page } => match page.take() {
-                Some(page) => Poll::Ready(Ok(page)),
-                None => Poll::Pending,
-            },
-            MetricsFutureProj::Bridge { inner } => inner.poll(cx),
-        }
-    }
+/// Without the `metrics` feature there is nothing to serve: an empty page would look like a
+/// bridge that does nothing, so asking for one is an error.
+#[cfg(not(feature = "metrics"))]
+pub fn install(listen: SocketAddr) -> Result<(), String> {
+    Err(format!(
+        "--metrics-listen {listen} needs the server's `metrics` feature (on by default): \
+         cargo install --path server --features metrics"
+    ))
 }

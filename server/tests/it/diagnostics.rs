@@ -864,9 +864,10 @@ async fn doctor_fails_when_nothing_listens() {
 }
 
 #[tokio::test]
-async fn the_bridge_example_traces_and_counts_without_leaking_sentinels() {
+async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_sentinels() {
     let upstream = MockUpstream::salesforce().await;
     let binary = env!("CARGO_BIN_EXE_bridge");
+    let admin = free_loopback_addr();
     let mut child = std::process::Command::new(binary)
         .args([
             "--listen",
@@ -877,6 +878,8 @@ async fn the_bridge_example_traces_and_counts_without_leaking_sentinels() {
             "--log-format",
             "json",
             "--metrics",
+            "--metrics-listen",
+            &admin,
             "--upstream-timeout",
             "5",
             "--expires-in",
@@ -933,8 +936,17 @@ async fn the_bridge_example_traces_and_counts_without_leaking_sentinels() {
     )
     .await;
     assert_eq!(refused.status, 400);
-    let metrics = support::send(
+    // Alexa's port serves no metrics: they are on the admin listener only.
+    let public = support::send(
         Request::get(format!("{base}/metrics"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(public.status, 404);
+    assert!(!String::from_utf8_lossy(&public.body).contains("account_link_bridge_"));
+    let metrics = support::send(
+        Request::get(format!("http://{admin}/metrics"))
             .body(Full::new(Bytes::new()))
             .unwrap(),
     )
@@ -968,4 +980,26 @@ async fn the_bridge_example_traces_and_counts_without_leaking_sentinels() {
     assert!(log.contains(r#""outcome":"refused""#), "{log}");
     assert!(log.contains(r#""fingerprints":"code="#), "{log}");
     assert_no_sentinel(&log);
+}
+
+/// A loopback address with a port free a moment ago (the metrics listener binds an address it is
+/// given, so the test cannot ask it for port 0 and read the port back).
+fn free_loopback_addr() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn metrics_without_an_admin_listener_are_refused_at_startup() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args(["--listen", "127.0.0.1:0", "--metrics"])
+        .env_remove("BRIDGE_METRICS_LISTEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--metrics needs --metrics-listen"),
+        "{stderr}"
+    );
 }

@@ -188,6 +188,8 @@ fn help_documents_every_option_of_the_command_line_contract() {
         "--max-requests-per-connection",
         "--allow-insecure-upstream",
         "BRIDGE_ALLOW_INSECURE_UPSTREAM",
+        "--metrics-listen",
+        "BRIDGE_METRICS_LISTEN",
     ] {
         assert!(help.contains(option), "--help lacks {option}:\n{help}");
     }
