@@ -1,6 +1,6 @@
 //! The bridge's configuration: the command-line contract of DESIGN.md, every option also read
-//! from `BRIDGE_<NAME>`. Shared by the `bridge` example (flags and environment) and the
-//! `lambda` example (environment only), so both build the same routes the same way.
+//! from `BRIDGE_<NAME>`. Shared by the `bridge` binary (flags and environment) and the
+//! `bridge-lambda` binary (environment only), so both build the same routes the same way.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -221,9 +221,7 @@ pub enum LogFormat {
 /// Sets up `tracing` output on stderr for a Lambda function, filtered by `RUST_LOG` (default
 /// `info`), each line written as it is made (a function is frozen between invocations), with
 /// [`is_lambda_runtime_payload`] dropped whatever `RUST_LOG` says.
-// The bridge example calls `logs::init`; the lambda example this file is shared with calls this
-// one.
-#[allow(dead_code)]
+// `bridge` calls `logs::init`; `bridge-lambda` calls this one.
 pub fn init_lambda_logs(format: LogFormat) {
     use tracing_subscriber::layer::{Layer, SubscriberExt};
     use tracing_subscriber::util::SubscriberInitExt;
@@ -279,9 +277,7 @@ pub fn log_filter(trace_exchanges: bool) -> tracing_subscriber::EnvFilter {
 }
 
 /// Installs the `tracing` subscriber writing to `writer`.
-// The bridge example's; the lambda example this file is shared with installs its own, with the
-// payload filter.
-#[allow(dead_code)]
+// `bridge`'s; `bridge-lambda` installs its own, with the payload filter.
 pub fn install_logs<W>(format: LogFormat, filter: tracing_subscriber::EnvFilter, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,

@@ -1,5 +1,5 @@
 //! The bridge's routes as one Tower service, shared by the standalone server (the `bridge`
-//! example) and the AWS Lambda entry point, so that neither copies the routing.
+//! binary) and the AWS Lambda entry point (`bridge-lambda`), so that neither copies the routing.
 //!
 //! | route | answer |
 //! | --- | --- |
@@ -15,8 +15,8 @@
 //! bound the bridge sheds load with an immediate 503 `temporarily_unavailable` JSON answer
 //! instead of queueing, so an overload never turns into answers later than Alexa's 4.5 s. The
 //! routes themselves hold nothing while Alexa's body is read: a client that sends its body
-//! slowly takes no place under the bound (the server bounds how long a body may take, as the
-//! `bridge` example does).
+//! slowly takes no place under the bound (the server bounds how long a body may take, as
+//! [`serve`](crate::serve) does).
 //!
 //! Each token exchange is logged as one structured `tracing` event at INFO on the target
 //! `account_link_bridge::exchange`: grant type, upstream status, outcome, answered status and

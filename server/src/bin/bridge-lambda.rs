@@ -1,4 +1,4 @@
-//! The bridge as an AWS Lambda function: the same routes as the `bridge` example, configured
+//! The bridge as an AWS Lambda function: the same routes as the `bridge` binary, configured
 //! from the same `BRIDGE_*` environment variables, served through `lambda_http` behind a
 //! Function URL, API Gateway (REST or HTTP API) or an ALB.
 //!
