@@ -10,6 +10,7 @@ mod axum_example;
 mod fuzz_corpus;
 mod never_panic;
 mod providers;
+mod proxy_example;
 mod skill;
 mod token_exchange;
 mod tonic;
