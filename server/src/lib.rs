@@ -8,6 +8,8 @@
 // The command line's doc comments are clap's `--help` text, written for a terminal:
 // `BRIDGE_<NAME>` there is not an HTML tag, nor is a URL meant as a link.
 #![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod checks;
 pub mod config;

@@ -15,7 +15,8 @@
 //!   address to derive it from, and so is `BRIDGE_STATE_KEY`: Lambda instances come and go, and
 //!   a random per-instance key would break links whose callback lands on another instance;
 //! - `BRIDGE_LISTEN`, `BRIDGE_TLS_CERT` and `BRIDGE_TLS_KEY` have no meaning (Lambda serves
-//!   HTTPS in front of the function) and are refused.
+//!   HTTPS in front of the function) and are refused, and so is `BRIDGE_METRICS_LISTEN` (a
+//!   function has no admin port).
 //!
 //! Refresh records (`BRIDGE_REFRESH_STORE`, `BRIDGE_REFRESH_GRACE`, see the `refresh` module)
 //! live in each instance's memory by default: a retry that reaches another instance, or an
@@ -75,6 +76,12 @@ fn configure(args: &Args) -> Result<account_link_bridge_server::Bridge, String> 
         return Err(format!(
             "BRIDGE_LISTEN ({}) has no meaning on Lambda: unset it",
             args.listen
+        ));
+    }
+    if let Some(admin) = args.metrics_listen {
+        return Err(format!(
+            "BRIDGE_METRICS_LISTEN ({admin}) has no meaning on Lambda: a function has no admin \
+             port; unset it"
         ));
     }
     let token_url = args.upstream_token_url.clone().ok_or(

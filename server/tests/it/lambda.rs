@@ -419,3 +419,21 @@ fn the_lambda_function_refuses_a_plain_http_upstream_that_is_not_loopback() {
     assert!(stderr.contains("--allow-insecure-upstream"), "{stderr}");
     assert!(stderr.contains("plain http"), "{stderr}");
 }
+
+#[test]
+fn the_lambda_function_refuses_a_metrics_listener_it_cannot_have() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bridge-lambda"))
+        .env_clear()
+        .env(
+            "BRIDGE_UPSTREAM_TOKEN_URL",
+            "https://login.example.com/services/oauth2/token",
+        )
+        .env("BRIDGE_METRICS_LISTEN", "127.0.0.1:9090")
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BRIDGE_METRICS_LISTEN"), "{stderr}");
+    assert!(stderr.contains("no meaning on Lambda"), "{stderr}");
+}
