@@ -1,12 +1,11 @@
-//! Load and abuse against the `bridge` example as a separate process, over loopback.
+//! Load and abuse against the `bridge` binary as a separate process, over loopback.
 //!
 //! The default run is a short smoke (2,000 exchanges at 32 connections). The long run is one
 //! command, with its last results in SECURITY.md:
 //!
 //! ```text
-//! cargo build --release --example bridge
-//! LOAD_EXCHANGES=100000 LOAD_CONNECTIONS=256 LOAD_BRIDGE_BIN=target/release/examples/bridge \
-//!     cargo test --release --test load -- --nocapture load_
+//! LOAD_EXCHANGES=100000 LOAD_CONNECTIONS=256 \
+//!     cargo test --release -p account-link-bridge-server --test load -- --nocapture load_
 //! ```
 
 use testkit as support;

@@ -1,4 +1,4 @@
-//! The `bridge` example as a newcomer runs it: a real process, its printed curl command, and a
+//! The `bridge` binary as a newcomer runs it: a real process, its printed curl command, and a
 //! graceful shutdown on SIGTERM.
 
 use testkit as support;

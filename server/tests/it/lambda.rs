@@ -23,7 +23,7 @@ use url::Url;
 const FUNCTION_URL: &str = "https://w3xyzq5abcdefgh7ijklmnop2q0rstuv.lambda-url.us-east-1.on.aws";
 const UPSTREAM_CLIENT_ID: &str = "3MVG9-bridge-app";
 
-/// The function as `examples/lambda.rs` builds it: the bridge with the authorization
+/// The function as `bridge-lambda` builds it: the bridge with the authorization
 /// middleman, in front of `upstream`.
 fn function(upstream: &MockUpstream) -> LambdaService<Bridge> {
     let token =
@@ -206,7 +206,7 @@ async fn a_get_on_the_token_route_is_405_json() {
     assert_eq!(alexa_json(&response)["error"], "invalid_request");
 }
 
-/// The whole serving path of `examples/lambda.rs`: `lambda_http::run` polls a Runtime API on
+/// The whole serving path of `bridge-lambda`: `lambda_http::run` polls a Runtime API on
 /// loopback for the event and posts the function's answer back; what it posts is what API
 /// Gateway turns into the HTTP answer Alexa reads.
 #[tokio::test]
@@ -311,7 +311,7 @@ async fn the_lambda_runtime_posts_alexa_s_answer_back_to_the_runtime_api() {
     support::assert_salesforce_token(&answer);
 }
 
-/// The `lambda` example as Lambda runs it (a process polling a Runtime API on loopback), logging
+/// The `bridge-lambda` binary as Lambda runs it (a process polling a Runtime API on loopback), logging
 /// at TRACE with a more specific directive for the module that logs the raw event: the event's
 /// client secret and code appear nowhere in its logs, while the exchange is answered.
 #[tokio::test(flavor = "multi_thread")]

@@ -251,7 +251,7 @@ async fn the_example_serves_https_and_http2_with_a_given_certificate() {
     assert_eq!(answer["expires_in"], 5400);
 }
 
-/// Runs the bridge example with `args` until it exits or has started serving; returns whether
+/// Runs the `bridge` binary with `args` until it exits or has started serving; returns whether
 /// it exited, with everything it wrote to stderr by then.
 fn start_bridge_briefly(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
     use std::io::{BufRead, BufReader};

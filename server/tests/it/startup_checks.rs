@@ -1,4 +1,4 @@
-//! The bridge example's startup checks: each setting that would make Alexa fail is said in
+//! The `bridge` binary's startup checks: each setting that would make Alexa fail is said in
 //! plain words, and a certificate near its end is noticed.
 
 use testkit as support;
