@@ -2,7 +2,7 @@
 # CPU time one proxy process spends per exchange: utime + stime from /proc/PID/stat around a
 # wrk run of Alexa's form against it. Needs wrk (apt-get install wrk).
 # Usage: scripts/cpu-per-exchange.sh PID URL [connections, default 32] [seconds, default 3]
-# e.g.   scripts/cpu-per-exchange.sh "$(pgrep -f 'examples/bridge')" http://127.0.0.1:8080/token
+# e.g.   scripts/cpu-per-exchange.sh "$(pgrep -f 'target/release/bridge')" http://127.0.0.1:8080/token
 set -euo pipefail
 pid="$1"; url="$2"; connections="${3:-32}"; seconds="${4:-3}"
 script="$(mktemp --suffix=.lua)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A fuzzing smoke test for CI, under a minute: each cargo-fuzz target for ~10 s when cargo-fuzz
-# is installed, otherwise the committed corpora replayed through `cargo test` (tests/fuzz_corpus.rs).
+# is installed, otherwise the committed corpora replayed through `cargo test` (tests/it/fuzz_corpus.rs).
 # Usage: scripts/fuzz-smoke.sh [seconds per target, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,5 +23,5 @@ if cargo fuzz --version >/dev/null 2>&1; then
     done
 else
     echo "cargo-fuzz is not installed: replaying the committed corpora"
-    cargo test --all-features --test fuzz_corpus
+    cargo test --all-features --test it fuzz_corpus::
 fi

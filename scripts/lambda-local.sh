@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Runs the `lambda` example under `cargo lambda watch` on loopback and performs one Alexa-style
+# Runs the `bridge-lambda` binary under `cargo lambda watch` on loopback and performs one Alexa-style
 # code exchange through the emulated Function URL: POST /lambda-url/<function>/token.
 #
 #   scripts/lambda-local.sh            # needs cargo-lambda: pip install cargo-lambda
 #
 # What it starts, all on 127.0.0.1, all stopped when it exits (success, failure or Ctrl-C):
-#   1. the `bridge` example with no upstream: its embedded Salesforce-like demo upstream is the
+#   1. the `bridge` binary with no upstream: its embedded Salesforce-like demo upstream is the
 #      function's upstream (the bridge's own port is unused);
 #   2. `cargo lambda watch --only-lambda-apis`: the Lambda runtime API and the Function URL
 #      emulator, on port $LAMBDA_LOCAL_PORT (default 9123);
-#   3. the `lambda` example, with the variables `cargo lambda watch` prints plus BRIDGE_*.
+#   3. the `bridge-lambda` binary, with the variables `cargo lambda watch` prints plus BRIDGE_*.
 # Every wait is bounded; the whole run is capped by $LAMBDA_LOCAL_TIMEOUT seconds (default 900,
 # most of it the first build). Not part of `cargo test`.
 set -euo pipefail
@@ -53,21 +53,22 @@ wait_for() {
 command -v cargo-lambda >/dev/null || fail "cargo-lambda not found: pip install cargo-lambda"
 
 cd "$crate"
-echo "lambda-local: building the bridge and lambda examples"
-timeout "$(left)" cargo build --quiet --features lambda --example bridge --example lambda \
-    || fail "the examples do not build"
-examples="${CARGO_TARGET_DIR:-$crate/target}/debug/examples"
+echo "lambda-local: building bridge and bridge-lambda"
+timeout "$(left)" cargo build --quiet -p account-link-bridge-server --features lambda \
+    --bin bridge --bin bridge-lambda \
+    || fail "the binaries do not build"
+bin="${CARGO_TARGET_DIR:-$crate/target}/debug"
 
-# 1. The demo upstream, inside the bridge example.
-BRIDGE_LISTEN=127.0.0.1:0 "$examples/bridge" >"$work/demo.log" 2>&1 &
+# 1. The demo upstream, inside the bridge binary.
+BRIDGE_LISTEN=127.0.0.1:0 "$bin/bridge" >"$work/demo.log" 2>&1 &
 pids+=($!)
 wait_for "$work/demo.log" 30 'demo upstream at http://127\.0\.0\.1:[0-9]+'
 token_url=$(grep -Eo 'http://127\.0\.0\.1:[0-9]+/services/oauth2/token' "$work/demo.log" | head -n 1)
 echo "lambda-local: demo upstream at $token_url"
 
-# 2. The Lambda APIs. `cargo lambda watch` insists on a package with a binary target, and the
-# function here is an example: a one-line host package gives it one; with --only-lambda-apis it
-# never builds nor runs it.
+# 2. The Lambda APIs. `cargo lambda watch` insists on a package with a binary target of its own
+# to watch: a one-line host package gives it one; with --only-lambda-apis it never builds nor
+# runs it (the function is the bridge-lambda built above).
 mkdir -p "$work/host/src"
 printf '[package]\nname = "lambda-local-host"\nversion = "0.0.0"\nedition = "2021"\n\n[workspace]\n' \
     >"$work/host/Cargo.toml"
@@ -86,7 +87,7 @@ env "${lambda_env[@]}" \
     BRIDGE_UPSTREAM_TOKEN_URL="$token_url" \
     BRIDGE_UPSTREAM_TIMEOUT=4 \
     RUST_LOG=info \
-    "$examples/lambda" >"$work/function.log" 2>&1 &
+    "$bin/bridge-lambda" >"$work/function.log" 2>&1 &
 pids+=($!)
 sleep 1
 kill -0 "${pids[-1]}" 2>/dev/null || fail "the function stopped at start"

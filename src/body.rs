@@ -91,7 +91,8 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn full(body: FullBody) -> Self {
+    /// A body of its own, with no inner body (an answer the bridge makes itself).
+    pub fn full(body: FullBody) -> Self {
         ResponseBody {
             kind: Kind::Full { body },
         }
@@ -101,7 +102,7 @@ impl<B> ResponseBody<B> {
 #[cfg(feature = "client")]
 impl ResponseBody<FullBody> {
     /// Re-types a body that holds no inner body of its own.
-    pub(crate) fn into_other<B>(self) -> ResponseBody<B> {
+    pub fn into_other<B>(self) -> ResponseBody<B> {
         match self.kind {
             Kind::Inner { body } | Kind::Full { body } => ResponseBody::full(body),
         }

@@ -1,5 +1,5 @@
 //! Serving on AWS Lambda (feature `lambda`): [`LambdaService`] adapts a service on
-//! `http::Request<FullBody>`, such as the [`Bridge`](crate::bridge::Bridge), to the request and
+//! `http::Request<FullBody>`, such as the server crate's routes (`bridge-lambda`), to the request and
 //! response types of [`lambda_http`], so that `lambda_http::run` serves the same routes as the
 //! standalone server, behind API Gateway (REST API or HTTP API), a Lambda Function URL or an
 //! Application Load Balancer.

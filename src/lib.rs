@@ -72,10 +72,12 @@
 //! - **axum**: `.route_service("/token", ServiceBuilder::new().layer(TokenExchangeLayer::new(..)).service(upstream))`
 //!   as above, or `route_layer` on a handler that plays the upstream; `examples/axum.rs` adds a
 //!   skill route with the [`skill`] extractor.
-//! - **hyper**: [`bridge::Bridge`] is the routes as one service, served by the `bridge` example
-//!   with hyper-util (HTTP/1.1 and HTTP/2, TLS, graceful shutdown).
+//! - **hyper**: the `account-link-bridge-server` crate (`server/` in the repository) is the
+//!   `bridge` server: its routes are one service over these layers, served with hyper-util
+//!   (HTTP/1.1 and HTTP/2, TLS, graceful shutdown); `examples/proxy.rs` is the same idea in
+//!   about a hundred lines.
 //! - **tonic**: the exchange is a `tonic::server::NamedService` among a tonic server's routes,
-//!   receiving `tonic::body::Body` directly (`tests/tonic.rs` serves one with
+//!   receiving `tonic::body::Body` directly (`tests/it/tonic.rs` serves one with
 //!   `tonic::transport::Server` and `accept_http1(true)`, at `/oauth2/token`).
 //!
 //! # Features
@@ -95,8 +97,6 @@
 
 pub mod authorize;
 mod body;
-#[cfg(feature = "client")]
-pub mod bridge;
 pub mod diagnostics;
 mod exchange;
 mod fingerprint;

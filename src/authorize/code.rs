@@ -170,7 +170,7 @@ impl fmt::Debug for SealedCodeOpener {
 }
 
 /// Marks the codes `/callback` hands Alexa, so that a code the bridge did not seal (one that
-/// never went through `/callback`, such as the `bridge` example's demo exchange or a link begun
+/// never went through `/callback`, such as the `bridge` server's demo exchange or a link begun
 /// before the middleman was switched on) is passed to the upstream untouched, for the upstream
 /// to judge. The bridge gains nothing by that: the caller still needs the client credentials.
 pub(crate) const SEALED_CODE_PREFIX: &str = "alb1.";

@@ -59,8 +59,7 @@ impl<S> RecordRefresh<S> {
     }
 
     /// Keeps these records from now on (or none).
-    #[cfg(feature = "client")]
-    pub(crate) fn set_records(&mut self, records: Option<RefreshRecords>) {
+    pub fn set_records(&mut self, records: Option<RefreshRecords>) {
         self.records = records;
     }
 
