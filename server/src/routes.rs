@@ -219,7 +219,9 @@ where
     }
 
     fn authorize(
-        future: account_link_bridge::diagnostics::ResponseFuture<account_link_bridge::authorize::ResponseFuture>,
+        future: account_link_bridge::diagnostics::ResponseFuture<
+            account_link_bridge::authorize::ResponseFuture,
+        >,
     ) -> Self {
         RouteFuture {
             kind: RouteKind::Authorize { future },

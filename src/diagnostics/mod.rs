@@ -25,7 +25,7 @@
 //! emits, per token exchange, one INFO line on [`EXCHANGE_TARGET`] (grant type, upstream
 //! status, outcome, answered error, status, latency) and the trace when DEBUG is on for
 //! [`TRACE_TARGET`]; per `/authorize` or `/callback` answer, the authorize trace; and the
-//! metrics under the `metrics` feature. The [`Bridge`](crate::bridge::Bridge) wraps its routes
+//! metrics under the `metrics` feature. The server crate's `Bridge` (`account-link-bridge-server`) wraps its routes
 //! in it; an axum or tonic server gets the same diagnostics by adding the one layer:
 //!
 //! ```
