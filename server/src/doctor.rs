@@ -617,7 +617,7 @@ fn judge(
 /// Whether the bridge would make its own PKCE pair, in words an operator can act on.
 fn pkce_verdict(args: &DoctorArgs, configured: &Provider) -> String {
     let salesforce = configured.name() == "salesforce";
-    let on = !args.no_pkce && (args.pkce || configured.wants_pkce());
+    let on = !args.no_pkce && (args.pkce || configured.settings().pkce());
     match (on, salesforce) {
         (true, true) => "on (Salesforce preset): works with External Client Apps that require PKCE, and with Connected Apps of older orgs, which accept it".into(),
         (true, false) => "on (--pkce): the upstream must accept code_challenge and code_verifier".into(),
