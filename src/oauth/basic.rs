@@ -93,6 +93,19 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn the_public_basic_value_reads_back_as_the_same_id_and_secret() {
+        // What the doctor's probe sends is what the bridge's own reader takes apart.
+        for (id, secret) in [("alexa", "s"), ("my client", "a+b%c:d"), ("id", "")] {
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, basic_authorization(id, secret));
+            assert_eq!(
+                basic_credentials(&h).unwrap(),
+                Some((id.to_owned(), secret.to_owned()))
+            );
+        }
+    }
+
+    #[test]
     fn basic_credentials_are_form_decoded() {
         // RFC 6749 §2.3.1: a secret with '+' and '%' is form-encoded before base64.
         let h = headers(&[("authorization", &basic("my%20client", "a%2Bb%25c+d"))]);

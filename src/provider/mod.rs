@@ -693,6 +693,55 @@ mod tests {
     }
 
     #[test]
+    fn the_settings_view_reads_back_what_the_setters_set() {
+        let p = Provider::generic()
+            .named("custom")
+            .client_auth(ClientAuth::Basic)
+            .grant_types([GrantType::RefreshToken])
+            .request_body_limit(1000)
+            .extra_param("audience", "api")
+            .extra_header(ACCEPT, HeaderValue::from_static("application/json"))
+            .expires_in(ExpiresIn::default_secs(7200).max_secs(9000))
+            .pack_field("instance_url")
+            .answer_format(AnswerFormat::Form)
+            .map_error_code("bad_code", ErrorCode::INVALID_GRANT)
+            .answer_body_limit(2000)
+            .access_token_pointer("/user/token")
+            .pkce(true);
+        let s = p.settings();
+        assert_eq!(s.name(), "custom");
+        assert_eq!(s.client_auth(), ClientAuth::Basic);
+        assert_eq!(s.grant_types(), &[GrantType::RefreshToken]);
+        assert_eq!(s.request_body_limit(), 1000);
+        assert_eq!(s.extra_params().collect::<Vec<_>>(), [("audience", "api")]);
+        assert_eq!(s.extra_headers()[ACCEPT], "application/json");
+        assert_eq!(s.expires_in(), ExpiresIn::default_secs(7200).max_secs(9000));
+        assert_eq!(s.pack().fields().collect::<Vec<_>>(), ["instance_url"]);
+        assert_eq!(s.answer_format(), AnswerFormat::Form);
+        assert_eq!(
+            s.error_markers().collect::<Vec<_>>(),
+            [&ErrorMarker::Field("error".into())]
+        );
+        assert_eq!(
+            s.error_codes().collect::<Vec<_>>(),
+            [("bad_code", &ErrorCode::INVALID_GRANT)]
+        );
+        assert_eq!(s.answer_body_limit(), 2000);
+        assert_eq!(s.access_token_pointer(), Some("/user/token"));
+        assert!(s.pkce());
+        let generic = Provider::generic();
+        assert_eq!(
+            generic.settings().request_body_limit(),
+            Provider::DEFAULT_REQUEST_LIMIT
+        );
+        assert_eq!(
+            generic.settings().answer_body_limit(),
+            Provider::DEFAULT_ANSWER_LIMIT
+        );
+        assert_eq!(generic.settings().access_token_pointer(), None);
+    }
+
+    #[test]
     fn only_the_salesforce_preset_wants_pkce_by_default() {
         assert!(Provider::salesforce().settings().pkce());
         for name in ["generic", "github", "slack"] {
