@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use account_link_bridge::state::{SealedPayload, StateSealer};
 use account_link_bridge::{
-    FullBody, NormalizeTokenRequestLayer, PackedToken, Provider, RewriteTokenResponseLayer,
-    TokenExchangeLayer, TokenRequest,
+    token_request::NormalizeTokenRequestLayer, token_response::RewriteTokenResponseLayer, FullBody,
+    PackedToken, Provider, TokenExchangeLayer, TokenRequest,
 };
 use criterion::{BatchSize, Criterion};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};

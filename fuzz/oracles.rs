@@ -9,7 +9,8 @@
 
 use account_link_bridge::state::{OpenError, SealedPayload, StateKey, StateSealer};
 use account_link_bridge::{
-    ClientAuth, CredentialSource, PackFormat, Provider, RewriteTokenResponseLayer, TokenRequest,
+    oauth::ClientAuth, oauth::CredentialSource, pack::PackFormat,
+    token_response::RewriteTokenResponseLayer, Provider, TokenRequest,
 };
 use base64::Engine as _;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};

@@ -68,7 +68,7 @@ impl Body for FullBody {
 }
 
 pin_project! {
-    /// The response body of [`NormalizeTokenRequest`](crate::NormalizeTokenRequest): the inner
+    /// The response body of [`NormalizeTokenRequest`](crate::token_request::NormalizeTokenRequest): the inner
     /// service's body untouched, or the RFC 6749 error the layer answered itself.
     pub struct ResponseBody<B> {
         #[pin]

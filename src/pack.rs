@@ -30,7 +30,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// which separator, and the longest packed token allowed.
 ///
 /// ```
-/// use account_link_bridge::PackFormat;
+/// use account_link_bridge::pack::PackFormat;
 ///
 /// let format = PackFormat::new().field("instance_url");
 /// let packed = format

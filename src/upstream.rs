@@ -24,7 +24,7 @@
 //! overload does not also flood the logs.
 //!
 //! Failures become RFC 6749 JSON answers (with the [`OAuthError`] in the response extensions,
-//! which [`RewriteTokenResponse`](crate::RewriteTokenResponse) relays as they are):
+//! which [`RewriteTokenResponse`](crate::token_response::RewriteTokenResponse) relays as they are):
 //!
 //! | failure | status | `error` |
 //! | --- | --- | --- |

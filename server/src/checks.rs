@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use account_link_bridge::ExpiresIn;
+use account_link_bridge::provider::ExpiresIn;
 
 use crate::config::Args;
 

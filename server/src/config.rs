@@ -12,7 +12,7 @@ use account_link_bridge::authorize::{AuthorizeRedirect, StoreNonceCache};
 use account_link_bridge::refresh::{MemoryStore, RefreshRecords};
 use account_link_bridge::state::StateSealer;
 use account_link_bridge::upstream::Upstream;
-use account_link_bridge::{ExpiresIn, Provider, TokenExchangeLayer};
+use account_link_bridge::{provider::ExpiresIn, Provider, TokenExchangeLayer};
 use clap::{Parser, ValueEnum};
 use tower::Layer;
 
@@ -308,7 +308,7 @@ pub fn pkce_toward_upstream(args: &Args, provider: &Provider) -> bool {
     if args.no_pkce {
         false
     } else {
-        args.pkce || provider.wants_pkce()
+        args.pkce || provider.settings().pkce()
     }
 }
 

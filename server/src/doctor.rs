@@ -5,6 +5,10 @@
 use std::time::{Duration, Instant};
 
 use account_link_bridge::authorize::AlexaRedirects;
+use account_link_bridge::diagnostics::AnswerKind;
+use account_link_bridge::oauth::{basic_authorization, ClientAuth};
+use account_link_bridge::provider::{self, ErrorMarker};
+use account_link_bridge::token_response::RewriteTokenResponseLayer;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{FullBody, OAuthError, Provider};
 use clap::Parser;
@@ -273,29 +277,16 @@ async fn probe(upstream: &Upstream, spec: &ProbeSpec, args: &DoctorArgs) -> Prob
         headers.insert(ACCEPT, "application/json".parse().expect("a header"));
     }
     if spec.basic {
-        let credentials = format!(
-            "{}:{}",
-            form_encode(&args.client_id),
-            form_encode(&args.client_secret)
-        );
-        use base64::Engine as _;
-        let value = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(credentials)
-        );
+        // The library's own encoder: the probe sends what the bridge would send.
         headers.insert(
             AUTHORIZATION,
-            value.parse().expect("base64 is a valid header"),
+            basic_authorization(&args.client_id, &args.client_secret),
         );
     }
     let started = Instant::now();
     let response = call(upstream, request).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     read_probe(spec.name, &response, latency_ms)
-}
-
-fn form_encode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 async fn call(upstream: &Upstream, request: Request<FullBody>) -> Response<FullBody> {
@@ -323,55 +314,64 @@ fn read_probe(name: &'static str, response: &Response<FullBody>, latency_ms: u64
         };
     }
     let status = response.status();
-    let media = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
-    let body = response.body().as_bytes();
-    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let (format, error) = if media.as_deref() == Some("text/html") || first == Some(b'<') {
-        (AnswerFormat::Html, None)
-    } else if let Ok(serde_json::Value::Object(object)) =
-        serde_json::from_slice::<serde_json::Value>(body)
-    {
-        let error = object.get("error").and_then(|e| e.as_str()).map(clean_code);
-        let format = if object.get("ok") == Some(&serde_json::Value::Bool(false)) {
-            AnswerFormat::OkFalse
-        } else if error.is_some() && status.is_success() {
-            AnswerFormat::ErrorIn200
-        } else if error.is_some() {
-            AnswerFormat::RfcJson
-        } else {
-            AnswerFormat::OtherJson
-        };
-        (format, error)
-    } else if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
-        let error = pairs
-            .iter()
-            .find(|(n, _)| n == "error")
-            .map(|(_, v)| clean_code(v));
-        let form = media.as_deref() == Some("application/x-www-form-urlencoded")
-            || (!pairs.is_empty()
-                && pairs.iter().all(|(n, _)| !n.is_empty())
-                && body.contains(&b'='));
-        if form {
-            (AnswerFormat::Form, error)
-        } else {
-            (AnswerFormat::Other, None)
-        }
-    } else {
-        (AnswerFormat::Other, None)
+    let (kind, error, content_type) = classify(response);
+    let format = match kind {
+        AnswerKind::OkFalse => AnswerFormat::OkFalse,
+        AnswerKind::ErrorIn200 => AnswerFormat::ErrorIn200,
+        AnswerKind::Json if error.is_some() && status.is_success() => AnswerFormat::ErrorIn200,
+        AnswerKind::Json if error.is_some() => AnswerFormat::RfcJson,
+        AnswerKind::Json => AnswerFormat::OtherJson,
+        AnswerKind::Form => AnswerFormat::Form,
+        AnswerKind::Html => AnswerFormat::Html,
+        _ => AnswerFormat::Other,
     };
     Probe {
         name,
         status: Some(status.as_u16()),
-        content_type: media.map(|m| m.chars().take(64).collect()),
+        content_type,
         format,
-        error,
+        error: error.as_deref().map(clean_code),
         failure: None,
         latency_ms,
+    }
+}
+
+/// What an answer is, read by the library's own rewrite (the one the bridge runs on every
+/// answer) with a provider that reads everything: JSON and forms, and Slack's `ok:false`.
+///
+/// Read once as a non-2xx answer, where no error marker applies, for the encoding (so a form
+/// with an `error` in a 200 stays a form, as the probes need to tell), and once with its own
+/// status for `ok:false`. An `error` in another 2xx answer is left to the caller.
+fn classify(response: &Response<FullBody>) -> (AnswerKind, Option<String>, Option<String>) {
+    let reader = Provider::generic()
+        .named("doctor")
+        .answer_format(provider::AnswerFormat::Either)
+        .error_marker(ok_false_marker());
+    let rewrite = RewriteTokenResponseLayer::for_provider(&reader);
+    let read = |status| {
+        rewrite
+            .rewrite_answer(status, response.headers(), response.body().as_bytes(), None)
+            .1
+    };
+    let encoding = read(http::StatusCode::BAD_REQUEST);
+    let mut kind = encoding.answer.unwrap_or(AnswerKind::Unreadable);
+    if kind == AnswerKind::Json
+        && response.status().is_success()
+        && read(response.status()).answer == Some(AnswerKind::OkFalse)
+    {
+        kind = AnswerKind::OkFalse;
+    }
+    let content_type = encoding
+        .upstream_content_type()
+        .map(|media| media.to_ascii_lowercase());
+    (kind, encoding.upstream_error, content_type)
+}
+
+/// Slack's marker of an error inside a 2xx answer: `/ok` is `false`.
+fn ok_false_marker() -> ErrorMarker {
+    ErrorMarker::Equals {
+        pointer: "/ok".into(),
+        value: serde_json::Value::Bool(false),
     }
 }
 
@@ -476,7 +476,7 @@ fn judge(
         "generic"
     };
     let mut custom_settings = Vec::new();
-    let preset_basic = uses_basic(suggested_provider);
+    let preset_basic = uses_basic(&Provider::by_name(suggested_provider).unwrap_or_default());
     match credentials {
         "body" if preset_basic => {
             custom_settings.push(".client_auth(ClientAuth::Body)".to_string())
@@ -490,23 +490,23 @@ fn judge(
     let mut problems = Vec::new();
     let configured_name = configured.name().to_string();
     if configured_name != suggested_provider {
-        if any_form && matches!(configured_name.as_str(), "salesforce" | "slack") {
+        if any_form && reads_only_json(configured) {
             problems.push(format!(
                 "--provider {configured_name} reads only JSON answers, but this upstream answers forms: every exchange would end in server_error"
             ));
         }
-        if ok_false && configured_name != "slack" {
+        if ok_false && !reads_ok_false(configured) {
             problems.push(format!(
                 "--provider {configured_name} does not read ok:false: refused codes would reach Alexa as server_error instead of invalid_grant"
             ));
         }
-        if accept_json == "honoured" && !matches!(configured_name.as_str(), "github") {
+        if accept_json == "honoured" && reads_only_json(configured) {
             problems.push(format!(
                 "this upstream answers forms unless asked for JSON; --provider {configured_name} asks, but a proxy that drops Accept would break it"
             ));
         }
     }
-    let configured_basic = uses_basic(&configured_name);
+    let configured_basic = uses_basic(configured);
     match credentials {
         "body" if configured_basic => problems.push(format!(
             "--provider {configured_name} sends credentials with HTTP Basic, but this upstream accepts them only in the body: every exchange would fail with invalid_client"
@@ -616,9 +616,10 @@ fn judge(
 
 /// Whether the bridge would make its own PKCE pair, in words an operator can act on.
 fn pkce_verdict(args: &DoctorArgs, configured: &Provider) -> String {
-    let salesforce = configured.name() == "salesforce";
-    let on = !args.no_pkce && (args.pkce || configured.wants_pkce());
-    match (on, salesforce) {
+    // Of the presets, only Salesforce's asks for PKCE.
+    let preset_asks = configured.settings().pkce();
+    let on = !args.no_pkce && (args.pkce || preset_asks);
+    match (on, preset_asks) {
         (true, true) => "on (Salesforce preset): works with External Client Apps that require PKCE, and with Connected Apps of older orgs, which accept it".into(),
         (true, false) => "on (--pkce): the upstream must accept code_challenge and code_verifier".into(),
         (false, true) => "off (--no-pkce): an External Client App that requires PKCE refuses every link; turn it back on unless the app does not accept PKCE".into(),
@@ -626,9 +627,20 @@ fn pkce_verdict(args: &DoctorArgs, configured: &Provider) -> String {
     }
 }
 
-/// Whether a preset sends the client credentials with HTTP Basic (only Slack's does).
-fn uses_basic(preset: &str) -> bool {
-    preset == "slack"
+/// Whether a provider sends the client credentials with HTTP Basic (of the presets, Slack).
+fn uses_basic(provider: &Provider) -> bool {
+    provider.settings().client_auth() == ClientAuth::Basic
+}
+
+/// Whether a provider reads only JSON answers (of the presets, Salesforce and Slack).
+fn reads_only_json(provider: &Provider) -> bool {
+    provider.settings().answer_format() == provider::AnswerFormat::Json
+}
+
+/// Whether a provider reads Slack's `{"ok":false}` as an error (of the presets, Slack).
+fn reads_ok_false(provider: &Provider) -> bool {
+    let ok_false = ok_false_marker();
+    provider.settings().error_markers().any(|m| *m == ok_false)
 }
 
 impl Report {

@@ -46,7 +46,7 @@ use account_link_bridge::diagnostics::Diagnostics;
 use account_link_bridge::refresh::RefreshRecords;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{
-    FullBody, OAuthError, Provider, ResponseBody, TokenExchange, TokenExchangeLayer,
+    body::ResponseBody, exchange::TokenExchange, FullBody, OAuthError, Provider, TokenExchangeLayer,
 };
 
 /// The bridge's routes: see the [module docs](self).

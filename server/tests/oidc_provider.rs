@@ -201,7 +201,7 @@ async fn whole_flow(provider: Provider, force_pkce: bool) {
         .sealer(StateSealer::random())
         .upstream_token_url(format!("{oidc}/token"))
         .alexa_vendor_ids(["M3BVP74N95SP1F"])
-        .pkce(force_pkce || provider.wants_pkce())
+        .pkce(force_pkce || provider.settings().pkce())
         .build()
         .unwrap();
     let bridge = Bridge::with_authorize(

@@ -272,8 +272,8 @@ mod tests {
     use super::super::code::s256;
     use super::super::testing::{get, location, query, service, ALEXA};
     use super::*;
+    use crate::provider::TokenRequestHook;
     use crate::state::StateSealer;
-    use crate::TokenRequestHook;
     use http::header::LOCATION;
 
     #[tokio::test]

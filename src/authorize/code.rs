@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::oauth::{GrantType, TokenRequest};
 use crate::state::{OpenError, SealedPayload, StateSealer};
-use crate::{ErrorCode, OAuthError, TokenRequestHook};
+use crate::{provider::TokenRequestHook, ErrorCode, OAuthError};
 
 /// What the bridge remembers between `/authorize` and `/callback`, sealed into the upstream
 /// `state`.
@@ -124,7 +124,7 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 /// ```
 /// use account_link_bridge::authorize::SealedCodeOpener;
 /// use account_link_bridge::state::StateSealer;
-/// use account_link_bridge::{NormalizeTokenRequestLayer, Provider};
+/// use account_link_bridge::{token_request::NormalizeTokenRequestLayer, Provider};
 ///
 /// let sealer = StateSealer::random(); // the one the AuthorizeRedirect uses
 /// let provider = Provider::salesforce().token_request_hook(SealedCodeOpener::new(sealer.clone()));

@@ -20,7 +20,7 @@
 //!   `C` itself, always with its own PKCE verifier, and answers
 //!   `R#state=S&access_token=..&token_type=Bearer&expires_in=..`.
 //!
-//! At the token endpoint, [`SealedCodeOpener`] (a [`TokenRequestHook`](crate::TokenRequestHook))
+//! At the token endpoint, [`SealedCodeOpener`] (a [`TokenRequestHook`](crate::provider::TokenRequestHook))
 //! opens `K` again and puts back what the upstream expects. Nothing is stored server-side, so
 //! replicas sharing the state keys are interchangeable.
 //!
@@ -281,7 +281,7 @@ impl AuthorizeRedirectBuilder {
     /// PKCE mode: when Alexa sends no `code_challenge`, the bridge makes its own S256 pair
     /// toward the upstream. The verifier is derived from the state key and a random id the
     /// state and code carry, so it never travels in them. Implicit mode always does this.
-    /// [`Provider::wants_pkce`](crate::Provider::wants_pkce) says whether a preset wants it.
+    /// [`ProviderSettings::pkce`](crate::provider::ProviderSettings::pkce) says whether a preset wants it.
     pub fn pkce(mut self, on: bool) -> Self {
         self.pkce = on;
         self

@@ -12,7 +12,9 @@ use crate::outcome::Outcome;
 use crate::refresh::{RefreshEvent, RefreshReport};
 use crate::token_request::RequestFacts;
 use crate::token_response::ExpiresInAction;
-use crate::{BodyFormat, CredentialSource, GrantType, RewriteReport};
+use crate::{
+    oauth::BodyFormat, oauth::CredentialSource, oauth::GrantType, token_response::RewriteReport,
+};
 
 /// What Alexa sent and what went upstream, without a value that could be a secret: the
 /// [`RequestFacts`] of the request layer, spelled out for the trace (parameter names, where the

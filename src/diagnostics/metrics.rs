@@ -4,7 +4,7 @@ use ::metrics::{counter, histogram};
 
 use crate::authorize::{AuthorizeReport, AuthorizeRoute};
 use crate::outcome::{AnswerKind, Outcome};
-use crate::{ErrorCode, GrantType, RewriteReport};
+use crate::{oauth::GrantType, token_response::RewriteReport, ErrorCode};
 
 pub(super) fn exchange(
     grant_type: Option<&GrantType>,

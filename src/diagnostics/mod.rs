@@ -5,10 +5,10 @@
 //!
 //! - [`RequestFacts`]: what Alexa sent (body format, Content-Type, where the credentials were,
 //!   grant type, parameter **names**) and what went upstream (names, credential placement),
-//!   attached by [`NormalizeTokenRequestLayer`](crate::NormalizeTokenRequestLayer) to every
+//!   attached by [`NormalizeTokenRequestLayer`](crate::token_request::NormalizeTokenRequestLayer) to every
 //!   answer's extensions;
-//! - [`RewriteReport`](crate::RewriteReport): what came back and what the bridge did to it,
-//!   attached by [`RewriteTokenResponseLayer`](crate::RewriteTokenResponseLayer);
+//! - [`RewriteReport`](crate::token_response::RewriteReport): what came back and what the bridge did to it,
+//!   attached by [`RewriteTokenResponseLayer`](crate::token_response::RewriteTokenResponseLayer);
 //! - [`Outcome`]: how the exchange ended, decided by the layer that decided it (the request
 //!   layer on a refusal, the response layer on the upstream's answer, the refresh records on an
 //!   answer of their own), with [`AnswerKind`] for what the upstream answered: one vocabulary

@@ -24,6 +24,24 @@ pub(super) fn basic_header(id: &str, secret: Option<&str>) -> HeaderValue {
     value
 }
 
+/// The `Authorization` value that sends client credentials with HTTP Basic as RFC 6749 §2.3.1
+/// wants it: id and secret form-encoded, then base64 (`Basic base64(form(id):form(secret))`),
+/// marked sensitive. What the request layer sends upstream under
+/// [`ClientAuth::Basic`](super::ClientAuth::Basic); public for tools that probe an upstream as
+/// the bridge would (the `bridge doctor`).
+///
+/// ```
+/// use account_link_bridge::oauth::basic_authorization;
+///
+/// let value = basic_authorization("my client", "a+b");
+/// // base64("my+client:a%2Bb")
+/// assert_eq!(value, "Basic bXkrY2xpZW50OmElMkJi");
+/// assert!(value.is_sensitive());
+/// ```
+pub fn basic_authorization(client_id: &str, client_secret: &str) -> HeaderValue {
+    basic_header(client_id, Some(client_secret))
+}
+
 /// Reads `Authorization: Basic`, form-decoding id and secret (RFC 6749 §2.3.1).
 pub(crate) fn basic_credentials(
     headers: &HeaderMap,
@@ -73,6 +91,19 @@ mod tests {
     use super::*;
     use http::StatusCode;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_public_basic_value_reads_back_as_the_same_id_and_secret() {
+        // What the doctor's probe sends is what the bridge's own reader takes apart.
+        for (id, secret) in [("alexa", "s"), ("my client", "a+b%c:d"), ("id", "")] {
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, basic_authorization(id, secret));
+            assert_eq!(
+                basic_credentials(&h).unwrap(),
+                Some((id.to_owned(), secret.to_owned()))
+            );
+        }
+    }
 
     #[test]
     fn basic_credentials_are_form_decoded() {

@@ -7,13 +7,15 @@
 //! - [`TokenRequest`]: a token request parsed strictly from what Alexa may send
 //!   ([`TokenRequest::parse_with`] says the rules) and encoded as the form the upstream wants
 //!   ([`TokenRequest::to_form`]);
-//! - for the layers, crate-private: the `application/x-www-form-urlencoded` codec, HTTP Basic
-//!   client credentials, and the media types of `Content-Type` values.
+//! - [`basic_authorization`]: HTTP Basic client credentials as the bridge sends them upstream;
+//! - for the layers, crate-private: the `application/x-www-form-urlencoded` codec, reading HTTP
+//!   Basic client credentials, and the media types of `Content-Type` values.
 //!
 //! This module is the bottom of the crate: it imports nothing from the modules above it, so the
 //! configuration ([`Provider`](crate::Provider)), the layers and the observers can all name
-//! these types without importing one another. The same types are also re-exported at the crate
-//! root and from [`token_request`](crate::token_request), their earlier homes.
+//! these types without importing one another. [`OAuthError`], [`ErrorCode`] and [`TokenRequest`]
+//! are also re-exported at the crate root; the grant vocabulary also from
+//! [`token_request`](crate::token_request), its earlier home.
 
 mod basic;
 mod error;
@@ -23,6 +25,7 @@ mod media;
 mod parse;
 mod request;
 
+pub use self::basic::basic_authorization;
 pub(crate) use self::basic::basic_credentials;
 pub use self::error::{ErrorCode, OAuthError};
 pub(crate) use self::form::form_decode;

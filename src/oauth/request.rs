@@ -13,7 +13,7 @@ use super::{BodyFormat, CredentialSource, GrantType};
 /// be a secret (codes, tokens, secrets, verifiers, and any parameter not known to be harmless).
 ///
 /// ```
-/// use account_link_bridge::{GrantType, TokenRequest};
+/// use account_link_bridge::{oauth::GrantType, TokenRequest};
 /// use http::HeaderMap;
 ///
 /// // Alexa's JSON without a Content-Type, as the Salesforce bridge's author reported it:

@@ -24,7 +24,7 @@ use http::header::ACCEPT;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::oauth::{ClientAuth, GrantType, TokenRequest};
-use crate::{ErrorCode, OAuthError, PackFormat};
+use crate::{pack::PackFormat, ErrorCode, OAuthError};
 
 /// The `expires_in` policy: what to answer when the upstream gives no lifetime, and an optional
 /// ceiling.
@@ -154,7 +154,7 @@ pub(crate) struct ErrorMapping {
 /// An authorization server's quirks: a preset, or a custom provider built with the setters.
 ///
 /// ```
-/// use account_link_bridge::{ClientAuth, ExpiresIn, Provider};
+/// use account_link_bridge::{oauth::ClientAuth, provider::ExpiresIn, Provider};
 ///
 /// let provider = Provider::generic()
 ///     .client_auth(ClientAuth::Basic)
@@ -167,7 +167,7 @@ pub(crate) struct ErrorMapping {
 /// [`Provider::github`] from [`Provider::generic`]:
 ///
 /// ```
-/// use account_link_bridge::{AnswerFormat, ClientAuth, ErrorCode, ErrorMarker, ExpiresIn, Provider};
+/// use account_link_bridge::{provider::AnswerFormat, oauth::ClientAuth, ErrorCode, provider::ErrorMarker, provider::ExpiresIn, Provider};
 /// use http::{header::ACCEPT, HeaderValue};
 ///
 /// let github = Provider::generic()
@@ -186,8 +186,8 @@ pub(crate) struct ErrorMapping {
 ///     // OAuth-app tokens carry no `expires_in`.
 ///     .expires_in(ExpiresIn::default_secs(Provider::NON_EXPIRING_DEFAULT_SECS));
 ///
-/// assert_eq!(github.client_auth_policy(), Provider::github().client_auth_policy());
-/// assert_eq!(github.expires_in_policy(), Provider::github().expires_in_policy());
+/// assert_eq!(github.settings().client_auth(), Provider::github().settings().client_auth());
+/// assert_eq!(github.settings().expires_in(), Provider::github().settings().expires_in());
 /// ```
 ///
 /// Other settings a custom provider may need: [`Provider::pack_field`] (fields carried in the
@@ -350,7 +350,7 @@ impl Provider {
     /// - `instance_url`, the host the skill must call, is packed into the access token, and so
     ///   is `api_instance_url` when the answer has one (JWT-format access tokens carry it).
     /// - A JWT-format access token's `exp` gives `expires_in` (see
-    ///   [`RewriteTokenResponseLayer`](crate::RewriteTokenResponseLayer)).
+    ///   [`RewriteTokenResponseLayer`](crate::token_response::RewriteTokenResponseLayer)).
     /// - Refresh answers carry no `refresh_token` (unless rotation is on); the bridge echoes the
     ///   one Alexa sent.
     /// - Errors are RFC 6749 JSON with HTTP 400, e.g. `invalid_grant` "expired access/refresh
@@ -513,35 +513,127 @@ impl Provider {
     }
 
     /// Whether the authorization middleman should make its own PKCE pair (S256) toward this
-    /// upstream when Alexa sends none; see [`Provider::wants_pkce`]. On in the Salesforce
+    /// upstream when Alexa sends none; see [`ProviderSettings::pkce`]. On in the Salesforce
     /// preset, off in the others.
     pub fn pkce(mut self, on: bool) -> Self {
         self.pkce = on;
         self
     }
 
+    /// A read-only view of the settings in force, with plain getter names
+    /// (`provider.settings().client_auth()`): the setters keep the builder names on
+    /// [`Provider`] itself, the getters live on [`ProviderSettings`].
+    pub fn settings(&self) -> ProviderSettings<'_> {
+        ProviderSettings { provider: self }
+    }
+}
+
+/// A read-only view of a [`Provider`]'s settings: [`Provider::settings`].
+///
+/// What the layers and tools such as the `bridge doctor` read instead of testing a preset's
+/// name.
+///
+/// ```
+/// use account_link_bridge::oauth::ClientAuth;
+/// use account_link_bridge::Provider;
+///
+/// let slack = Provider::slack();
+/// assert_eq!(slack.settings().client_auth(), ClientAuth::Basic);
+/// assert!(slack.settings().error_markers().next().is_some());
+/// assert!(Provider::salesforce().settings().pkce());
+/// ```
+#[derive(Clone, Copy)]
+pub struct ProviderSettings<'a> {
+    provider: &'a Provider,
+}
+
+impl<'a> ProviderSettings<'a> {
+    /// The provider's name, for logs.
+    pub fn name(&self) -> &'a str {
+        &self.provider.name
+    }
+
     /// Whether this upstream wants PKCE from the bridge: Salesforce's External Client Apps can
     /// require it (apps that partners distribute must), and Salesforce accepts it from every
-    /// client, so the Salesforce preset says yes. The `bridge` example's `--pkce`/`--no-pkce`
+    /// client, so the Salesforce preset says yes. The `bridge` server's `--pkce`/`--no-pkce`
     /// override it; [`AuthorizeRedirectBuilder::pkce`](crate::authorize::AuthorizeRedirectBuilder::pkce)
     /// is where it takes effect.
-    pub fn wants_pkce(&self) -> bool {
-        self.pkce
+    pub fn pkce(&self) -> bool {
+        self.provider.pkce
     }
 
-    /// The `expires_in` policy in force.
-    pub fn expires_in_policy(&self) -> ExpiresIn {
-        self.response.expires_in
+    /// Where the upstream wants client credentials.
+    pub fn client_auth(&self) -> ClientAuth {
+        self.provider.request.client_auth
     }
 
-    /// The client-credential placement in force.
-    pub fn client_auth_policy(&self) -> ClientAuth {
-        self.request.client_auth
+    /// The grant types let through.
+    pub fn grant_types(&self) -> &'a [GrantType] {
+        &self.provider.request.grant_types
     }
 
-    /// The pack format in force.
-    pub fn pack_format(&self) -> &PackFormat {
-        &self.response.pack
+    /// The largest body accepted from Alexa, in bytes.
+    pub fn request_body_limit(&self) -> usize {
+        self.provider.request.body_limit
+    }
+
+    /// The parameters added to every upstream token request, as (name, value).
+    pub fn extra_params(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.provider
+            .request
+            .extra_params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The headers set on every upstream token request.
+    pub fn extra_headers(&self) -> &'a HeaderMap {
+        &self.provider.request.extra_headers
+    }
+
+    /// The `expires_in` policy.
+    pub fn expires_in(&self) -> ExpiresIn {
+        self.provider.response.expires_in
+    }
+
+    /// The packing of answer fields into the access token.
+    pub fn pack(&self) -> &'a PackFormat {
+        &self.provider.response.pack
+    }
+
+    /// How the upstream encodes its answers.
+    pub fn answer_format(&self) -> AnswerFormat {
+        self.provider.response.answer_format
+    }
+
+    /// The ways the upstream marks an error inside a 2xx answer.
+    pub fn error_markers(&self) -> impl Iterator<Item = &'a ErrorMarker> {
+        self.provider.response.error_markers.iter()
+    }
+
+    /// The upstream error codes mapped to RFC 6749 ones, as (upstream code, answered code).
+    pub fn error_codes(&self) -> impl Iterator<Item = (&'a str, &'a ErrorCode)> {
+        self.provider
+            .response
+            .error_codes
+            .iter()
+            .map(|m| (m.upstream.as_ref(), &m.code))
+    }
+
+    /// The largest upstream answer read, in bytes.
+    pub fn answer_body_limit(&self) -> usize {
+        self.provider.response.body_limit
+    }
+
+    /// Where the access token is looked for when the answer has none at the top level.
+    pub fn access_token_pointer(&self) -> Option<&'a str> {
+        self.provider.response.access_token_pointer.as_deref()
+    }
+}
+
+impl fmt::Debug for ProviderSettings<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.provider, f)
     }
 }
 
@@ -592,22 +684,74 @@ mod tests {
     #[test]
     fn salesforce_preset_packs_instance_url_and_defaults_to_5400() {
         let p = Provider::salesforce();
-        assert_eq!(p.expires_in_policy().default_value(), 5400);
+        assert_eq!(p.settings().expires_in().default_value(), 5400);
         assert_eq!(
-            p.pack_format().fields().collect::<Vec<_>>(),
+            p.settings().pack().fields().collect::<Vec<_>>(),
             ["instance_url", "api_instance_url"]
         );
-        assert_eq!(p.client_auth_policy(), ClientAuth::Body);
+        assert_eq!(p.settings().client_auth(), ClientAuth::Body);
+    }
+
+    #[test]
+    fn the_settings_view_reads_back_what_the_setters_set() {
+        let p = Provider::generic()
+            .named("custom")
+            .client_auth(ClientAuth::Basic)
+            .grant_types([GrantType::RefreshToken])
+            .request_body_limit(1000)
+            .extra_param("audience", "api")
+            .extra_header(ACCEPT, HeaderValue::from_static("application/json"))
+            .expires_in(ExpiresIn::default_secs(7200).max_secs(9000))
+            .pack_field("instance_url")
+            .answer_format(AnswerFormat::Form)
+            .map_error_code("bad_code", ErrorCode::INVALID_GRANT)
+            .answer_body_limit(2000)
+            .access_token_pointer("/user/token")
+            .pkce(true);
+        let s = p.settings();
+        assert_eq!(s.name(), "custom");
+        assert_eq!(s.client_auth(), ClientAuth::Basic);
+        assert_eq!(s.grant_types(), &[GrantType::RefreshToken]);
+        assert_eq!(s.request_body_limit(), 1000);
+        assert_eq!(s.extra_params().collect::<Vec<_>>(), [("audience", "api")]);
+        assert_eq!(s.extra_headers()[ACCEPT], "application/json");
+        assert_eq!(s.expires_in(), ExpiresIn::default_secs(7200).max_secs(9000));
+        assert_eq!(s.pack().fields().collect::<Vec<_>>(), ["instance_url"]);
+        assert_eq!(s.answer_format(), AnswerFormat::Form);
+        assert_eq!(
+            s.error_markers().collect::<Vec<_>>(),
+            [&ErrorMarker::Field("error".into())]
+        );
+        assert_eq!(
+            s.error_codes().collect::<Vec<_>>(),
+            [("bad_code", &ErrorCode::INVALID_GRANT)]
+        );
+        assert_eq!(s.answer_body_limit(), 2000);
+        assert_eq!(s.access_token_pointer(), Some("/user/token"));
+        assert!(s.pkce());
+        let generic = Provider::generic();
+        assert_eq!(
+            generic.settings().request_body_limit(),
+            Provider::DEFAULT_REQUEST_LIMIT
+        );
+        assert_eq!(
+            generic.settings().answer_body_limit(),
+            Provider::DEFAULT_ANSWER_LIMIT
+        );
+        assert_eq!(generic.settings().access_token_pointer(), None);
     }
 
     #[test]
     fn only_the_salesforce_preset_wants_pkce_by_default() {
-        assert!(Provider::salesforce().wants_pkce());
+        assert!(Provider::salesforce().settings().pkce());
         for name in ["generic", "github", "slack"] {
-            assert!(!Provider::by_name(name).unwrap().wants_pkce(), "{name}");
+            assert!(
+                !Provider::by_name(name).unwrap().settings().pkce(),
+                "{name}"
+            );
         }
-        assert!(Provider::github().pkce(true).wants_pkce());
-        assert!(!Provider::salesforce().pkce(false).wants_pkce());
+        assert!(Provider::github().pkce(true).settings().pkce());
+        assert!(!Provider::salesforce().pkce(false).settings().pkce());
     }
 
     #[test]
@@ -625,13 +769,13 @@ mod tests {
     #[test]
     fn slack_preset_uses_basic_and_reads_the_user_token() {
         let p = Provider::slack();
-        assert_eq!(p.client_auth_policy(), ClientAuth::Basic);
+        assert_eq!(p.settings().client_auth(), ClientAuth::Basic);
         assert_eq!(
             p.response.access_token_pointer.as_deref(),
             Some("/authed_user/access_token")
         );
         assert_eq!(
-            p.expires_in_policy().default_value(),
+            p.settings().expires_in().default_value(),
             Provider::NON_EXPIRING_DEFAULT_SECS
         );
     }
@@ -641,7 +785,7 @@ mod tests {
         let p = Provider::github();
         assert_eq!(p.request.extra_headers[ACCEPT], "application/json");
         assert_eq!(p.response.answer_format, AnswerFormat::Either);
-        assert_eq!(p.client_auth_policy(), ClientAuth::Body);
+        assert_eq!(p.settings().client_auth(), ClientAuth::Body);
     }
 
     #[test]
@@ -665,8 +809,8 @@ mod tests {
     fn setters_do_not_change_shared_clones() {
         let a = Provider::generic();
         let b = a.clone().client_auth(ClientAuth::Basic);
-        assert_eq!(a.client_auth_policy(), ClientAuth::Body);
-        assert_eq!(b.client_auth_policy(), ClientAuth::Basic);
+        assert_eq!(a.settings().client_auth(), ClientAuth::Body);
+        assert_eq!(b.settings().client_auth(), ClientAuth::Basic);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::report::{count, RefreshEvent, RefreshReport};
 use super::settings::{used_key, Keys, Settings};
 use crate::body::FullBody;
 use crate::outcome::Outcome;
-use crate::{ErrorCode, GrantType, OAuthError, RewriteReport, TokenRequest};
+use crate::{oauth::GrantType, token_response::RewriteReport, ErrorCode, OAuthError, TokenRequest};
 
 /// One exchange with records on: look the token up, answer from its record, or claim it and
 /// call the upstream on a task of its own.

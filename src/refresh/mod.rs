@@ -13,8 +13,8 @@
 //! # What the record does
 //!
 //! [`RecordRefreshLayer`] sits between the two layers of the exchange (inside
-//! [`NormalizeTokenRequest`](crate::NormalizeTokenRequest), outside
-//! [`RewriteTokenResponse`](crate::RewriteTokenResponse)); add it with
+//! [`NormalizeTokenRequest`](crate::token_request::NormalizeTokenRequest), outside
+//! [`RewriteTokenResponse`](crate::token_response::RewriteTokenResponse)); add it with
 //! [`TokenExchangeLayer::refresh_records`](crate::TokenExchangeLayer::refresh_records). For each
 //! refresh with a token R1 (and each code exchange with a code C):
 //!

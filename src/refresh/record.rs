@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::state::{open_envelope, seal_envelope};
-use crate::{GrantType, TokenRequest};
+use crate::{oauth::GrantType, TokenRequest};
 
 type HmacSha256 = Hmac<Sha256>;
 

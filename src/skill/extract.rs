@@ -11,7 +11,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::{AlexaRequest, EnvelopeError, NotLinked};
-use crate::{PackFormat, PackedToken};
+use crate::{pack::PackFormat, PackedToken};
 
 /// An axum extractor: the Alexa request in the body, and the linked account's token unpacked.
 ///

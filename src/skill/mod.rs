@@ -48,7 +48,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::{PackFormat, PackedToken, UnpackError};
+use crate::{pack::PackFormat, pack::UnpackError, PackedToken};
 
 #[cfg(feature = "axum")]
 pub use self::extract::{LinkedAccount, LinkedAccountRejection};

@@ -18,7 +18,7 @@
 //! (default 16 KiB) gets 413.
 //!
 //! ```
-//! use account_link_bridge::{FullBody, NormalizeTokenRequestLayer, TokenRequest};
+//! use account_link_bridge::{FullBody, token_request::NormalizeTokenRequestLayer, TokenRequest};
 //! use http::{Request, Response};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
@@ -102,14 +102,14 @@ impl NormalizeTokenRequestLayer {
 
     /// Adds a step run on every parsed token request before it is encoded for the upstream
     /// (the name of [`Provider::token_request_hook`](crate::Provider::token_request_hook)).
-    pub fn token_request_hook(mut self, hook: impl crate::TokenRequestHook) -> Self {
+    pub fn token_request_hook(mut self, hook: impl crate::provider::TokenRequestHook) -> Self {
         Arc::make_mut(&mut self.policy).hooks.push(Arc::new(hook));
         self
     }
 
     /// The earlier name of [`NormalizeTokenRequestLayer::token_request_hook`].
     #[deprecated(note = "use token_request_hook, the Provider's name for it")]
-    pub fn hook(self, hook: impl crate::TokenRequestHook) -> Self {
+    pub fn hook(self, hook: impl crate::provider::TokenRequestHook) -> Self {
         self.token_request_hook(hook)
     }
 

@@ -157,7 +157,7 @@ where
     }
 }
 
-fn grant_type(request: &Option<TokenRequest>) -> Option<crate::GrantType> {
+fn grant_type(request: &Option<TokenRequest>) -> Option<crate::oauth::GrantType> {
     request.as_ref().map(|r| r.grant_type().clone())
 }
 

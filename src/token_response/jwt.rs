@@ -13,7 +13,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::ExpiresIn;
+use crate::provider::ExpiresIn;
 
 /// base64url with or without padding: RFC 7515 forbids it, but a lenient reading costs nothing.
 const BASE64URL: GeneralPurpose = GeneralPurpose::new(

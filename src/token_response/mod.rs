@@ -32,7 +32,7 @@
 //! answer on a 2-core development machine (`BENCHMARKS.md`).
 //!
 //! The layer reads the [`TokenRequest`] that
-//! [`NormalizeTokenRequestLayer`](crate::NormalizeTokenRequestLayer) put in the request
+//! [`NormalizeTokenRequestLayer`](crate::token_request::NormalizeTokenRequestLayer) put in the request
 //! extensions to know the grant type and the refresh token sent. Each answer carries a
 //! [`RewriteReport`] in its extensions saying what was seen and done.
 
@@ -62,7 +62,7 @@ pub type AnswerShape = crate::outcome::AnswerKind;
 
 use crate::body::FullBody;
 use crate::provider::{Provider, ResponsePolicy};
-use crate::{ExpiresIn, PackFormat, TokenRequest};
+use crate::{pack::PackFormat, provider::ExpiresIn, TokenRequest};
 
 /// Layer that rewrites upstream token answers: see the [module docs](self).
 #[derive(Clone)]

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use account_link_bridge::authorize::{AuthorizeRedirect, ALEXA_REDIRECT_HOSTS};
 use account_link_bridge::state::{OpenError, StateKey, StateSealer};
 use account_link_bridge::{
-    FullBody, NormalizeTokenRequestLayer, Provider, RewriteTokenResponseLayer, TokenRequest,
+    token_request::NormalizeTokenRequestLayer, token_response::RewriteTokenResponseLayer, FullBody,
+    Provider, TokenRequest,
 };
 use base64::Engine as _;
 use bytes::Bytes;

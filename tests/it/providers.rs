@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{
-    AnswerFormat, ClientAuth, ErrorCode, ErrorMarker, ExpiresIn, Provider, TokenExchangeLayer,
+    oauth::ClientAuth, provider::AnswerFormat, provider::ErrorMarker, provider::ExpiresIn,
+    ErrorCode, Provider, TokenExchangeLayer,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::State;

@@ -3,7 +3,7 @@
 use account_link_bridge::skill::{
     link_account_response, AlexaRequest, EnvelopeError, NotLinked, RequestKind, SmartHomeErrorType,
 };
-use account_link_bridge::{PackFormat, UnpackError};
+use account_link_bridge::{pack::PackFormat, pack::UnpackError};
 use serde_json::{json, Value};
 
 const SALESFORCE_TOKEN: &str = "00Dx0000000BV7z!AR8AQAxo9UfVkh8AlV0Gomt9Czx9LjHnSSpwBMmbRcgKFmxOtvxjTrKW19ye6PE3Ds1eQz3z8jr3W7_VbWmEu4Q8TVGSTHxs https://yourInstance.salesforce.com";

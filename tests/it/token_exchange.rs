@@ -6,7 +6,7 @@ use testkit as support;
 use std::time::Duration;
 
 use account_link_bridge::upstream::Upstream;
-use account_link_bridge::{ClientAuth, PackedToken, Provider, TokenExchangeLayer};
+use account_link_bridge::{oauth::ClientAuth, PackedToken, Provider, TokenExchangeLayer};
 use axum::Router;
 use support::{basic, post, MockUpstream};
 

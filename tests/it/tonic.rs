@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use account_link_bridge::upstream::Upstream;
-use account_link_bridge::{PackedToken, Provider, TokenExchange, TokenExchangeLayer};
+use account_link_bridge::{exchange::TokenExchange, PackedToken, Provider, TokenExchangeLayer};
 use support::{post, MockUpstream};
 use tower::{Layer, Service};
 
