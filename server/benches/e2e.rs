@@ -14,7 +14,9 @@
 //!   `account_link_bridge::upstream::Upstream` client; it buffers Alexa's request and forwards
 //!   it, and relays the answer, rewriting nothing: the limit the bridge can approach;
 //! - the bridge: the `bridge` binary (`target/release/bridge`, built by cargo for the bench), `Bridge::new(Provider::salesforce(), Upstream)`, logging at its default level
-//!   (INFO, one line per exchange) into /dev/null unless `E2E_BRIDGE_LOG` says otherwise.
+//!   (INFO, one line per exchange) into /dev/null unless `E2E_BRIDGE_LOG` says otherwise, with
+//!   the options in `E2E_BRIDGE_ARGS` (e.g. `--no-refresh-records`: the load repeats one code,
+//!   which the refresh records otherwise answer from the record as a replay).
 //!
 //! This process is the load client: for each request kind (a form with the credentials in the
 //! body; JSON without Content-Type) and each connection count, it runs rounds of `E2E_SECS`
@@ -337,6 +339,10 @@ async fn run_load() {
         .filter_map(|c| c.trim().parse().ok())
         .collect();
     let bridge_log = std::env::var("E2E_BRIDGE_LOG").unwrap_or_else(|_| "info".into());
+    // Every request carries the same code: with refresh records (the default) every exchange
+    // after the first is a replay answered from the record, without an upstream call.
+    // `E2E_BRIDGE_ARGS=--no-refresh-records` measures code exchanges.
+    let bridge_args = std::env::var("E2E_BRIDGE_ARGS").unwrap_or_default();
 
     let bridge_binary = bridge_binary();
     let exe = std::env::current_exe().expect("the bench binary's path");
@@ -366,6 +372,7 @@ async fn run_load() {
         Command::new(&bridge_binary)
             .args(["--listen", &bridge_addr.to_string()])
             .args(["--upstream-token-url", &upstream_url])
+            .args(bridge_args.split_whitespace())
             .env("RUST_LOG", &bridge_log),
     ));
     let passthrough_pid = children.0[1].id();

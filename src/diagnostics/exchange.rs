@@ -264,6 +264,12 @@ fn millis(duration: Duration) -> f64 {
 /// One finished exchange: the INFO line, the trace when it is on, the metrics. The costly
 /// views (names, fingerprints) are worked out only for the trace.
 pub(super) fn observe<B>(response: &Response<B>, elapsed: Duration) {
+    let line = tracing::enabled!(target: super::EXCHANGE_TARGET, tracing::Level::INFO);
+    let trace = tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG);
+    // Nothing reads the records when neither the line, the trace nor the metrics are on.
+    if !line && !trace && !cfg!(feature = "metrics") {
+        return;
+    }
     let extensions = response.extensions();
     let report = extensions.get::<RewriteReport>();
     let facts = extensions.get::<RequestFacts>();
@@ -274,17 +280,21 @@ pub(super) fn observe<B>(response: &Response<B>, elapsed: Duration) {
     let grant_type = facts
         .and_then(|f| f.grant_type.as_ref())
         .or(report.and_then(|r| r.grant_type.as_ref()));
-    tracing::info!(
-        target: super::EXCHANGE_TARGET,
-        grant_type = grant_type.map(|g| g.as_str()),
-        upstream_status = report.and_then(|r| r.upstream_status).map(|s| s.as_u16()),
-        outcome = outcome.as_str(),
-        error = answered_error.map(|c| c.as_str()),
-        status = response.status().as_u16(),
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "token exchange"
-    );
-    if tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG) {
+    if line {
+        // The latency in whole microseconds: an integer field, no float formatting per line.
+        let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        tracing::info!(
+            target: super::EXCHANGE_TARGET,
+            grant_type = grant_type.map(|g| g.as_str()),
+            upstream_status = report.and_then(|r| r.upstream_status).map(|s| s.as_u16()),
+            outcome = outcome.as_str(),
+            error = answered_error.map(|c| c.as_str()),
+            status = response.status().as_u16(),
+            latency_us,
+            "token exchange"
+        );
+    }
+    if trace {
         ExchangeTrace::from_response(response, elapsed).emit();
     }
     #[cfg(feature = "metrics")]
