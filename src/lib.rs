@@ -126,9 +126,6 @@ pub use crate::state::StateSealer;
 // branches written against them land; `media_type` has no user here now).
 #[allow(unused_imports)]
 pub(crate) use crate::oauth::{content_media_type, json_content_type, media_type};
-// `RewriteReport`'s old root path, for `diagnostics/layer.rs` while the lean-path branch that
-// rewrites it lands (then `crate::token_response::RewriteReport` there, and this goes).
-pub(crate) use crate::token_response::RewriteReport;
 
 /// `get_ref`, `get_mut` and `into_inner` for a middleware whose inner service is `self.inner`.
 macro_rules! inner_service_accessors {

@@ -13,7 +13,7 @@ use tower_service::Service;
 use crate::authorize::AuthorizeReport;
 use crate::outcome::Outcome;
 use crate::token_request::RequestFacts;
-use crate::RewriteReport;
+use crate::token_response::RewriteReport;
 
 /// Layer that reads the records this crate's layers attach to their answers and shows them:
 /// see the [module docs](super). Answers without a record (a health check) pass unobserved.
