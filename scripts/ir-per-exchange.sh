@@ -7,8 +7,9 @@
 #   cargo build --release -p account-link-bridge-server --bin bridge
 #   cargo bench -p account-link-bridge-server --bench e2e --no-run
 # Usage: scripts/ir-per-exchange.sh bridge|passthrough [RUST_LOG, default info] [seconds, default 4]
-# BRIDGE_ARGS adds options to the bridge (e.g. --no-refresh-records: wrk repeats one code, so
-# with records every exchange after the first is a replay answered from the record).
+# BRIDGE_ARGS: options for the bridge, default --no-refresh-records (wrk repeats one code, so
+# with records every exchange after the first would be a replay answered from the record);
+# BRIDGE_ARGS= (empty) measures the replays.
 # Leaves the callgrind output in ${OUT_DIR:-/tmp}/callgrind.<target>-<log>.out for callgrind_annotate.
 set -euo pipefail
 target="$1"; log="${2:-info}"; seconds="${3:-4}"
@@ -31,7 +32,7 @@ pids+=($!)
 upstream="http://127.0.0.1:$up_port/services/oauth2/token"
 if [ "$target" = bridge ]; then
     RUST_LOG="$log" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
-        "$bridge" --listen "127.0.0.1:$proxy_port" --upstream-token-url "$upstream" ${BRIDGE_ARGS:-} \
+        "$bridge" --listen "127.0.0.1:$proxy_port" --upstream-token-url "$upstream" ${BRIDGE_ARGS---no-refresh-records} \
         >/dev/null 2>/tmp/ir-per-exchange.stderr &
 else
     E2E_ROLE=passthrough E2E_LISTEN="127.0.0.1:$proxy_port" E2E_UPSTREAM="$upstream" \

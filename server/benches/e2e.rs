@@ -15,8 +15,8 @@
 //!   it, and relays the answer, rewriting nothing: the limit the bridge can approach;
 //! - the bridge: the `bridge` binary (`target/release/bridge`, built by cargo for the bench), `Bridge::new(Provider::salesforce(), Upstream)`, logging at its default level
 //!   (INFO, one line per exchange) into /dev/null unless `E2E_BRIDGE_LOG` says otherwise, with
-//!   the options in `E2E_BRIDGE_ARGS` (e.g. `--no-refresh-records`: the load repeats one code,
-//!   which the refresh records otherwise answer from the record as a replay).
+//!   the options in `E2E_BRIDGE_ARGS` (default `--no-refresh-records`: the load repeats one
+//!   code, which the refresh records would otherwise answer from the record as a replay).
 //!
 //! This process is the load client: for each request kind (a form with the credentials in the
 //! body; JSON without Content-Type) and each connection count, it runs rounds of `E2E_SECS`
@@ -341,8 +341,10 @@ async fn run_load() {
     let bridge_log = std::env::var("E2E_BRIDGE_LOG").unwrap_or_else(|_| "info".into());
     // Every request carries the same code: with refresh records (the default) every exchange
     // after the first is a replay answered from the record, without an upstream call.
-    // `E2E_BRIDGE_ARGS=--no-refresh-records` measures code exchanges.
-    let bridge_args = std::env::var("E2E_BRIDGE_ARGS").unwrap_or_default();
+    // The load repeats one code: with refresh records on, every exchange after the first would
+    // be a replay answered from the record. Code exchanges are measured unless told otherwise.
+    let bridge_args =
+        std::env::var("E2E_BRIDGE_ARGS").unwrap_or_else(|_| "--no-refresh-records".to_owned());
 
     let bridge_binary = bridge_binary();
     let exe = std::env::current_exe().expect("the bench binary's path");
