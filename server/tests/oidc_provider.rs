@@ -6,11 +6,8 @@
 //! Needs Node.js and npm; the first run installs `tests/oidc/node_modules` with `npm ci`.
 
 use testkit as support;
+use testkit::oidc::{query, Browser, OidcProvider};
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use account_link_bridge::authorize::AuthorizeRedirect;
@@ -18,158 +15,9 @@ use account_link_bridge::state::StateSealer;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::Provider;
 use account_link_bridge_server::Bridge;
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 
 const CLIENT_SECRET: &str = "oidc-client-secret-of-the-test";
 const ALEXA: &str = "https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F";
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn install_oidc_provider(dir: &Path) {
-    // The tests of this file run in parallel; one `npm ci` at a time (it empties node_modules).
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _installing = INSTALL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if dir.join("node_modules").join("oidc-provider").exists() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .status()
-        .expect("npm is installed (Node.js is needed for this test)");
-    assert!(status.success(), "npm ci in {}", dir.display());
-}
-
-fn start_oidc_provider(port: u16, callback: &str) -> Node {
-    // tests/oidc stays at the repository root, beside the library's tests.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("tests")
-        .join("oidc");
-    install_oidc_provider(&dir);
-    let mut child = Command::new("node")
-        .arg("server.mjs")
-        .current_dir(&dir)
-        .env("PORT", port.to_string())
-        .env("CALLBACK", callback)
-        .env("CLIENT_SECRET", CLIENT_SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.expect("oidc-provider prints").contains("listening") {
-            // Keep reading: a closed pipe would kill node at its next log line.
-            std::thread::spawn(move || lines.for_each(drop));
-            return Node(child);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("oidc-provider did not start");
-}
-
-/// A browser: follows nothing by itself, keeps cookies.
-#[derive(Default)]
-struct Browser {
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    async fn request(&mut self, method: &str, url: &str, form: Option<&str>) -> support::Reply {
-        let mut builder = Request::builder().method(method).uri(url);
-        if !self.cookies.is_empty() {
-            let cookie = self
-                .cookies
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            builder = builder.header("cookie", cookie);
-        }
-        if form.is_some() {
-            builder = builder.header("content-type", "application/x-www-form-urlencoded");
-        }
-        let body = Full::new(Bytes::from(form.unwrap_or("").to_string()));
-        let reply = support::send(builder.body(body).unwrap()).await;
-        for value in reply.headers.get_all("set-cookie") {
-            let pair = value.to_str().unwrap().split(';').next().unwrap();
-            if let Some((name, value)) = pair.split_once('=') {
-                self.cookies
-                    .insert(name.trim().to_string(), value.to_string());
-            }
-        }
-        reply
-    }
-
-    /// Follows redirects and posts the dev login and consent forms until the browser is sent to
-    /// `stop` (a URL prefix).
-    async fn walk(&mut self, mut url: String, stop: &str) -> String {
-        for _ in 0..20 {
-            if url.starts_with(stop) {
-                return url;
-            }
-            let reply = self.request("GET", &url, None).await;
-            if let Some(location) = reply.header("location") {
-                url = absolute(&url, location);
-                continue;
-            }
-            assert_eq!(
-                reply.status,
-                200,
-                "{url}: {}",
-                String::from_utf8_lossy(&reply.body)
-            );
-            // An interaction page: log in, then consent. The dev pages post to their own URL.
-            let page = String::from_utf8_lossy(&reply.body).to_string();
-            let form = if page.contains("name=\"login\"") {
-                "prompt=login&login=alexa-user&password=any"
-            } else {
-                "prompt=consent"
-            };
-            let action = page
-                .split("action=\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .map(|a| absolute(&url, a))
-                .unwrap_or_else(|| url.clone());
-            let posted = self.request("POST", &action, Some(form)).await;
-            url = absolute(
-                &action,
-                posted.header("location").expect("the form redirects"),
-            );
-        }
-        panic!("no redirect to {stop}");
-    }
-}
-
-fn absolute(base: &str, location: &str) -> String {
-    url::Url::parse(base)
-        .unwrap()
-        .join(location)
-        .unwrap()
-        .to_string()
-}
-
-fn query(url: &str) -> BTreeMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alexas_whole_flow_links_through_the_bridge_against_oidc_provider() {
@@ -211,9 +59,11 @@ async fn whole_flow(provider: Provider, force_pkce: bool) {
     );
     support::serve_service_on(listener, bridge);
     let callback = format!("{bridge_url}/callback");
-    let _node = tokio::task::spawn_blocking(move || start_oidc_provider(oidc_port, &callback))
-        .await
-        .unwrap();
+    let _node = tokio::task::spawn_blocking(move || {
+        OidcProvider::start(oidc_port, &callback, CLIENT_SECRET, false)
+    })
+    .await
+    .unwrap();
 
     // Alexa's app opens the authorization URI.
     let mut browser = Browser::default();

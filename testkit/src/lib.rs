@@ -1,6 +1,8 @@
 //! Shared test support for the library and the server: a recording mock upstream, servers on
 //! loopback, a test PKI and a plain client.
 
+pub mod oidc;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;

@@ -6,11 +6,10 @@
 //! delaying proxy for the slow and hung-up cases.
 
 use testkit as support;
+use testkit::oidc::{query, Browser, OidcProvider};
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
+use std::collections::HashSet;
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -662,52 +661,6 @@ async fn a_redis_dump_holds_no_token_code_or_secret() {
 // ---------------------------------------------------------------------------------------------
 // Against oidc-provider, rotating and revoking on reuse, behind a delaying proxy.
 
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_oidc_provider(port: u16, callback: &str) -> Node {
-    // tests/oidc stays at the repository root, beside the library's tests.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("tests")
-        .join("oidc");
-    if !dir.join("node_modules").join("oidc-provider").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm is installed (Node.js is needed for this test)");
-        assert!(status.success(), "npm ci in {}", dir.display());
-    }
-    let mut child = Command::new("node")
-        .arg("server.mjs")
-        .current_dir(&dir)
-        .env("PORT", port.to_string())
-        .env("CALLBACK", callback)
-        .env("CLIENT_SECRET", CLIENT_SECRET)
-        .env("ROTATE_REFRESH_TOKENS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.expect("oidc-provider prints").contains("listening") {
-            std::thread::spawn(move || lines.for_each(drop));
-            return Node(child);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("oidc-provider did not start");
-}
-
 /// A proxy to `target` that waits `delay` before forwarding each request.
 async fn delaying_proxy(target: String, delay: Arc<Mutex<Duration>>) -> String {
     let addr = support::serve(move |request: Request<hyper::body::Incoming>| {
@@ -735,84 +688,6 @@ async fn delaying_proxy(target: String, delay: Arc<Mutex<Duration>>) -> String {
     format!("http://{addr}/token")
 }
 
-/// A browser: keeps cookies, posts oidc-provider's dev login and consent forms.
-#[derive(Default)]
-struct Browser {
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    async fn request(&mut self, method: &str, url: &str, form: Option<&str>) -> support::Reply {
-        let mut builder = Request::builder().method(method).uri(url);
-        if !self.cookies.is_empty() {
-            let cookie = self
-                .cookies
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            builder = builder.header("cookie", cookie);
-        }
-        if form.is_some() {
-            builder = builder.header("content-type", "application/x-www-form-urlencoded");
-        }
-        let body = Full::new(Bytes::from(form.unwrap_or("").to_string()));
-        let reply = support::send(builder.body(body).unwrap()).await;
-        for value in reply.headers.get_all("set-cookie") {
-            let pair = value.to_str().unwrap().split(';').next().unwrap();
-            if let Some((name, value)) = pair.split_once('=') {
-                self.cookies
-                    .insert(name.trim().to_string(), value.to_string());
-            }
-        }
-        reply
-    }
-
-    async fn walk(&mut self, mut url: String, stop: &str) -> String {
-        for _ in 0..20 {
-            if url.starts_with(stop) {
-                return url;
-            }
-            let reply = self.request("GET", &url, None).await;
-            if let Some(location) = reply.header("location") {
-                url = absolute(&url, location);
-                continue;
-            }
-            let page = String::from_utf8_lossy(&reply.body).to_string();
-            let form = if page.contains("name=\"login\"") {
-                "prompt=login&login=alexa-user&password=any"
-            } else {
-                "prompt=consent"
-            };
-            let action = page
-                .split("action=\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .map(|a| absolute(&url, a))
-                .unwrap_or_else(|| url.clone());
-            let posted = self.request("POST", &action, Some(form)).await;
-            url = absolute(&action, posted.header("location").expect("a redirect"));
-        }
-        panic!("no redirect to {stop}");
-    }
-}
-
-fn absolute(base: &str, location: &str) -> String {
-    url::Url::parse(base)
-        .unwrap()
-        .join(location)
-        .unwrap()
-        .to_string()
-}
-
-fn query(url: &str) -> BTreeMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobody() {
     const ALEXA: &str = "https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F";
@@ -838,9 +713,11 @@ async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobo
         Bridge::with_authorize(Provider::generic(), upstream, authorize).refresh_records(records);
     support::serve_service_on(listener, bridge);
     let callback = format!("{bridge_url}/callback");
-    let _node = tokio::task::spawn_blocking(move || start_oidc_provider(oidc_port, &callback))
-        .await
-        .unwrap();
+    let _node = tokio::task::spawn_blocking(move || {
+        OidcProvider::start(oidc_port, &callback, CLIENT_SECRET, true)
+    })
+    .await
+    .unwrap();
 
     let mut browser = Browser::default();
     let authorize_url = format!(
