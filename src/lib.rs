@@ -109,6 +109,7 @@ pub mod provider;
 pub mod refresh;
 pub mod skill;
 pub mod state;
+pub mod throttle;
 pub mod token_request;
 pub mod token_response;
 #[cfg(feature = "client")]

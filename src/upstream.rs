@@ -49,10 +49,11 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::throttle::LogThrottle;
 
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -81,7 +82,7 @@ pub struct Upstream {
 struct CallLimit {
     max: usize,
     slots: Arc<Semaphore>,
-    shed_log: RateLimitedWarn,
+    shed_log: LogThrottle,
 }
 
 impl CallLimit {
@@ -89,46 +90,8 @@ impl CallLimit {
         Arc::new(CallLimit {
             max,
             slots: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
-            shed_log: RateLimitedWarn::new(),
+            shed_log: LogThrottle::new(),
         })
-    }
-}
-
-/// A WARN line written at most once a second, saying how many times it was due since.
-struct RateLimitedWarn {
-    epoch: Instant,
-    /// Milliseconds after `epoch` of the last line written, plus one (0: never written).
-    last: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl RateLimitedWarn {
-    const INTERVAL_MS: u64 = 1000;
-
-    fn new() -> Self {
-        RateLimitedWarn {
-            epoch: Instant::now(),
-            last: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether to write the line now, and how many were left unwritten before it.
-    fn due(&self) -> Option<u64> {
-        let now = self.epoch.elapsed().as_millis() as u64 + 1;
-        let last = self.last.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= Self::INTERVAL_MS;
-        if due
-            && self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            Some(self.suppressed.swap(0, Ordering::Relaxed))
-        } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            None
-        }
     }
 }
 

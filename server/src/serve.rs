@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use account_link_bridge::throttle::LogThrottle;
 use bytes::Bytes;
 use http::{Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -144,7 +145,7 @@ pub async fn serve<S, B>(
     let slots = Arc::new(Semaphore::new(
         limits.max_connections.min(Semaphore::MAX_PERMITS),
     ));
-    let shed_log = RateLimitedWarn::new();
+    let shed_log = LogThrottle::new();
     // Every connection task holds a receiver: `closed()` on the sender is "all connections
     // are done", and `send(true)` asks them to finish gracefully.
     let (stop, stopping) = watch::channel(false);
@@ -521,48 +522,6 @@ async fn discard(mut body: Incoming) {
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
-/// A WARN line written at most once a second, saying how many times it was due since.
-struct RateLimitedWarn {
-    epoch: Instant,
-    /// Milliseconds after `epoch` of the last line written, plus one (0: never written).
-    last: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl RateLimitedWarn {
-    const INTERVAL_MS: u64 = 1000;
-
-    fn new() -> Self {
-        RateLimitedWarn {
-            epoch: Instant::now(),
-            last: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether to write the line now, and how many were left unwritten before it.
-    fn due(&self) -> Option<u64> {
-        self.due_at(self.epoch.elapsed().as_millis() as u64 + 1)
-    }
-
-    /// [`RateLimitedWarn::due`] at `now`, in milliseconds after `epoch` plus one.
-    fn due_at(&self, now: u64) -> Option<u64> {
-        let last = self.last.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= Self::INTERVAL_MS;
-        if due
-            && self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            Some(self.suppressed.swap(0, Ordering::Relaxed))
-        } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            None
-        }
-    }
-}
-
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -582,19 +541,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_rate_limited_warning_is_due_once_a_second_and_counts_the_rest() {
-        let warn = super::RateLimitedWarn::new();
-        assert_eq!(warn.due_at(1), Some(0));
-        assert_eq!(warn.due_at(2), None);
-        assert_eq!(warn.due_at(999), None);
-        assert_eq!(warn.due_at(1001), Some(2));
-        assert_eq!(warn.due_at(1500), None);
-        assert_eq!(warn.due_at(2001), Some(1));
     }
 }
