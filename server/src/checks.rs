@@ -36,7 +36,10 @@ pub fn warnings(args: &Args, public_url: &str) -> Vec<String> {
             warnings.push(
                 "--allow-any-alexa-skill: the redirect URL of any Alexa skill is accepted, so any other skill can send its users through this bridge to the upstream's login and receive their codes; pin yours with --alexa-vendor-id".into(),
             );
-        } else if args.alexa_vendor_id.iter().all(|id| id.trim().is_empty()) {
+        } else if crate::config::listed(&args.alexa_vendor_id)
+            .next()
+            .is_none()
+        {
             warnings.push(
                 "no --alexa-vendor-id: the demo middleman accepts the redirect URL of any Alexa skill; with a real upstream the bridge refuses to start without a pin".into(),
             );

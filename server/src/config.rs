@@ -358,12 +358,7 @@ pub fn build_bridge(
     let Some(authorize_url) = &endpoints.authorize_url else {
         return Ok(with_records(Bridge::new(provider, upstream)));
     };
-    let vendor_ids: Vec<&str> = args
-        .alexa_vendor_id
-        .iter()
-        .map(|id| id.trim())
-        .filter(|id| !id.is_empty())
-        .collect();
+    let vendor_ids: Vec<&str> = listed(&args.alexa_vendor_id).collect();
     // A real upstream's users must not be reachable from any other skill; the embedded demo
     // (no --upstream-token-url) accepts any skill so the quick start works (with a warning).
     if vendor_ids.is_empty() && !args.allow_any_alexa_skill && args.upstream_token_url.is_some() {
@@ -473,6 +468,12 @@ fn redis_records(url: &str) -> Result<RefreshRecords, String> {
 #[cfg(not(feature = "redis"))]
 fn redis_records(_url: &str) -> Result<RefreshRecords, String> {
     Err("--refresh-store redis://...: this bridge was built without the `redis` feature".into())
+}
+
+/// The values of a repeatable or comma-separated option, trimmed, empty ones left out (an
+/// empty `BRIDGE_ALEXA_VENDOR_ID=` names no vendor id).
+pub fn listed(values: &[String]) -> impl Iterator<Item = &str> {
+    values.iter().map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 /// Refuses a plain `http://` URL whose host is not loopback: the bridge sends the client

@@ -12,6 +12,8 @@ use account_link_bridge::token_response::RewriteTokenResponseLayer;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{FullBody, OAuthError, Provider};
 use clap::Parser;
+
+use crate::config::listed;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response};
 use serde::Serialize;
@@ -569,20 +571,10 @@ fn judge(
         None
     };
     let mut redirects = AlexaRedirects::new();
-    for host in args
-        .alexa_redirect_host
-        .iter()
-        .map(|h| h.trim())
-        .filter(|h| !h.is_empty())
-    {
+    for host in listed(&args.alexa_redirect_host) {
         redirects = redirects.allow_host(host);
     }
-    let vendor_ids: Vec<&str> = args
-        .alexa_vendor_id
-        .iter()
-        .map(|id| id.trim())
-        .filter(|id| !id.is_empty())
-        .collect();
+    let vendor_ids: Vec<&str> = listed(&args.alexa_vendor_id).collect();
     if !vendor_ids.is_empty() {
         redirects = redirects.vendor_ids(vendor_ids);
     }
