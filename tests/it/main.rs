@@ -9,6 +9,7 @@ mod authorize_flow;
 mod axum_example;
 mod fuzz_corpus;
 mod never_panic;
+mod other_languages;
 mod providers;
 mod proxy_example;
 mod skill;
