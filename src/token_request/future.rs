@@ -11,8 +11,9 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{upstream_request, RequestFacts, TokenRequest};
+use super::{upstream_request, RequestFacts};
 use crate::body::{CollectError, Collector, FullBody, ResponseBody};
+use crate::oauth::TokenRequest;
 use crate::outcome::Outcome;
 use crate::provider::RequestPolicy;
 use crate::OAuthError;

@@ -59,13 +59,9 @@ use tower_service::Service;
 
 pub use self::facts::RequestFacts;
 pub use self::future::ResponseFuture;
-// The vocabulary lives in `oauth`; these are its paths of old (`form_decode`'s kept while branches
-// written against it land).
-#[allow(unused_imports)]
-pub(crate) use crate::oauth::form_decode;
-pub use crate::oauth::{BodyFormat, ClientAuth, CredentialSource, GrantType, TokenRequest};
 
 use crate::body::{FullBody, ResponseBody};
+use crate::oauth::{ClientAuth, GrantType, TokenRequest};
 use crate::provider::{Provider, RequestPolicy};
 
 /// Layer that normalizes Alexa's token requests: see the [module docs](self).
