@@ -5,14 +5,14 @@ use base64::Engine as _;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 
-use super::form::{append_form_encoded, form_decode, form_encoded_len};
+use super::form::{append_form_encoded, form_decode};
 use super::parse::is_vschar;
 use super::OAuthError;
 
 /// `Basic base64(form(id):form(secret))`, RFC 6749 §2.3.1.
 pub(super) fn basic_header(id: &str, secret: Option<&str>) -> HeaderValue {
     let secret = secret.unwrap_or("");
-    let mut credentials = Vec::with_capacity(form_encoded_len(id) + 1 + form_encoded_len(secret));
+    let mut credentials = Vec::with_capacity(3 * (id.len() + secret.len()) + 1);
     append_form_encoded(&mut credentials, id);
     credentials.push(b':');
     append_form_encoded(&mut credentials, secret);

@@ -28,18 +28,9 @@ impl TokenRequest {
         ]
         .into_iter()
         .filter_map(|(name, value)| Some((name, value.filter(|_| in_body)?)));
-        let pairs = || {
-            self.params()
-                .chain(extra.clone())
-                .chain(credentials.clone())
-        };
-        // Sized exactly first, so that the form is written with one allocation and `Bytes`
-        // takes the buffer as it is (a buffer with spare capacity costs `Bytes` one more).
-        let len = pairs().fold(0usize, |len, (name, value)| {
-            len + usize::from(len > 0) + form_encoded_len(name) + 1 + form_encoded_len(value)
-        });
-        let mut body = Vec::with_capacity(len);
-        for (name, value) in pairs() {
+        let pairs = self.params().chain(extra).chain(credentials);
+        let mut body = Vec::with_capacity(256);
+        for (name, value) in pairs {
             if !body.is_empty() {
                 body.push(b'&');
             }
@@ -55,61 +46,12 @@ impl TokenRequest {
     }
 }
 
-/// The bytes `application/x-www-form-urlencoded` leaves as they are (the WHATWG URL
-/// standard's urlencoded serializer, as `form_urlencoded::byte_serialize`): ASCII alphanumerics
-/// and `*-._`. A space becomes `+`, any other byte `%XX`.
-static UNRESERVED: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] =
-            matches!(b as u8, b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' | b'*' | b'-' | b'.' | b'_');
-        b += 1;
-    }
-    table
-};
-
-/// The length of `value` once `application/x-www-form-urlencoded`: one table lookup and an
-/// add per byte, no branch.
-pub(super) fn form_encoded_len(value: &str) -> usize {
-    value
-        .bytes()
-        .fold(0, |len, b| len + usize::from(ENCODED_LEN[usize::from(b)]))
-}
-
-/// How many bytes each byte becomes: 1 (unreserved, or a space written as `+`) or 3 (`%XX`).
-static ENCODED_LEN: [u8; 256] = {
-    let mut table = [3u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        if UNRESERVED[b] || b == b' ' as usize {
-            table[b] = 1;
-        }
-        b += 1;
-    }
-    table
-};
-
-/// Appends `value`, `application/x-www-form-urlencoded`: runs of unreserved bytes are copied
-/// at once (a token or code is one run), the rest escaped.
+/// Appends `value`, `application/x-www-form-urlencoded` (RFC 6749 Appendix B, the WHATWG URL
+/// standard's urlencoded serializer): ASCII alphanumerics and `*-._` as they are, a space as
+/// `+`, any other byte `%XX`.
 pub(super) fn append_form_encoded(out: &mut Vec<u8>, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut rest = value.as_bytes();
-    while !rest.is_empty() {
-        let run = rest
-            .iter()
-            .position(|&b| !UNRESERVED[usize::from(b)])
-            .unwrap_or(rest.len());
-        out.extend_from_slice(&rest[..run]);
-        let Some(&b) = rest.get(run) else {
-            break;
-        };
-        if b == b' ' {
-            out.push(b'+');
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-        rest = &rest[run + 1..];
+    for chunk in form_urlencoded::byte_serialize(value.as_bytes()) {
+        out.extend_from_slice(chunk.as_bytes());
     }
 }
 

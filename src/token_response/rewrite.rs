@@ -119,7 +119,12 @@ pub(crate) fn rewrite(
             if !names.is_empty() {
                 names.push(',');
             }
-            names.extend(name.chars().filter(|c| *c != ',').take(40));
+            // A field name is short ASCII without a comma: copied whole, not char by char.
+            if name.len() <= 40 && !name.contains(',') {
+                names.push_str(name);
+            } else {
+                names.extend(name.chars().filter(|c| *c != ',').take(40));
+            }
         }
         report.answer_fields = names;
         report.expires_in_type = Some(answer.get("expires_in").map_or("absent", Field::type_name));
