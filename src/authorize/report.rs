@@ -240,3 +240,51 @@ pub(crate) fn log_refusal(refused: &'static str, verdict: &str, cause: &str) {
         "{refused} refused ({verdict}): {cause}"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refused_state_names_its_likely_cause() {
+        let ten_minutes = Duration::from_secs(600);
+        let cause = |verdict| state_refusal_cause(verdict, "BRIDGE_KEY", ten_minutes);
+        let wrong_key = cause(StateVerdict::TamperedOrWrongKey).unwrap();
+        assert!(
+            wrong_key.starts_with(
+                "sealed with another key: replicas must share BRIDGE_KEY, or the bridge restarted without BRIDGE_KEY"
+            ),
+            "{wrong_key}"
+        );
+        let expired = cause(StateVerdict::Expired).unwrap();
+        assert!(
+            expired.starts_with("expired: the user took longer than 600 s"),
+            "{expired}"
+        );
+        assert!(expired.contains("the flow was restarted"), "{expired}");
+        assert!(cause(StateVerdict::Replayed)
+            .unwrap()
+            .starts_with("already used"));
+        for refused in [
+            StateVerdict::Missing,
+            StateVerdict::Malformed,
+            StateVerdict::TooLarge,
+        ] {
+            assert!(cause(refused).is_some_and(|c| !c.is_empty()));
+        }
+        // Accepted states have no cause to give.
+        assert_eq!(cause(StateVerdict::Ok), None);
+        assert_eq!(cause(StateVerdict::OkUnchecked), None);
+    }
+
+    #[test]
+    fn each_refused_sealed_code_names_its_likely_cause() {
+        let five_minutes = Duration::from_secs(300);
+        let cause = |error| code_refusal_cause(error, DEFAULT_STATE_KEY_SETTING, five_minutes);
+        assert!(cause(OpenError::Tampered)
+            .starts_with("sealed with another key: replicas must share the state key"));
+        assert_eq!(cause(OpenError::Malformed), cause(OpenError::Tampered));
+        assert!(cause(OpenError::Expired).starts_with("expired: Alexa redeemed it more than 300 s"));
+        assert!(cause(OpenError::TooLarge).contains("longer than any code"));
+    }
+}

@@ -1000,3 +1000,177 @@ fn metrics_without_an_admin_listener_are_refused_at_startup() {
         "{stderr}"
     );
 }
+
+// ---- refusals of states and sealed codes, as the running bridge logs them ----
+
+/// A `bridge` process whose stderr is read line by line as it comes.
+struct RunningBridge {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: Vec<String>,
+    base: String,
+}
+
+impl RunningBridge {
+    /// Starts `bridge` with `args` at the default log level (INFO) and waits until it serves.
+    fn start(args: &[&str]) -> Self {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut bridge = RunningBridge {
+            child,
+            lines,
+            log: Vec::new(),
+            base: String::new(),
+        };
+        let serving = bridge.wait_for("bridge serving POST ");
+        let url = serving.split("bridge serving POST ").nth(1).unwrap();
+        bridge.base = url
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches("/token")
+            .into();
+        bridge
+    }
+
+    /// The next line containing `needle` (every line read is kept in the log).
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no line with {needle:?} in:\n{}", self.log.join("\n")));
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for RunningBridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn get(url: &str) -> support::Reply {
+    support::send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
+    const ALEXA: &str = "https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F";
+    // Two replicas of one deployment (same public URL, same upstream) with keys of their own,
+    // as after forgetting to share --state-key. Nothing listens upstream: neither route below
+    // calls it.
+    let replica = |key: &str| {
+        RunningBridge::start(&[
+            "--upstream-token-url",
+            "http://127.0.0.1:9/services/oauth2/token",
+            "--upstream-authorize-url",
+            "http://127.0.0.1:9/services/oauth2/authorize",
+            "--public-url",
+            "https://bridge.example.com",
+            "--alexa-vendor-id",
+            "M3BVP74N95SP1F",
+            "--state-key",
+            key,
+        ])
+    };
+    let a = replica("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=");
+    let mut b = replica("QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=");
+
+    // The state A sealed reaches B's /callback: refused, and B says why at INFO.
+    let mut authorize = url::Url::parse(&format!("{}/authorize", a.base)).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "alexa")
+        .append_pair("state", "alexa-state")
+        .append_pair("redirect_uri", ALEXA);
+    let to_upstream = get(authorize.as_str()).await;
+    assert_eq!(to_upstream.status, 302);
+    let upstream = url::Url::parse(to_upstream.header("location").unwrap()).unwrap();
+    let state = query(&upstream, "state");
+    let callback = |base: &str| {
+        let mut url = url::Url::parse(&format!("{base}/callback")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("code", CODE)
+            .append_pair("state", &state);
+        url.to_string()
+    };
+    let refused = get(&callback(&b.base)).await;
+    assert_eq!(refused.status, 400);
+    let line = b.wait_for("state at /callback refused");
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("(tampered_or_wrong_key)"), "{line}");
+    assert!(
+        line.contains("sealed with another key: replicas must share --state-key (BRIDGE_STATE_KEY), or the bridge restarted without --state-key"),
+        "{line}"
+    );
+
+    // A's callback hands Alexa a sealed code; redeemed at B's /token, it is refused the same way.
+    let to_alexa = get(&callback(&a.base)).await;
+    assert_eq!(to_alexa.status, 302);
+    let sealed_code = query(
+        &url::Url::parse(to_alexa.header("location").unwrap()).unwrap(),
+        "code",
+    );
+    let token = support::post(
+        &format!("{}/token", b.base),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", &sealed_code)
+            .append_pair("redirect_uri", ALEXA)
+            .append_pair("client_id", "alexa")
+            .append_pair("client_secret", SECRET)
+            .finish(),
+    )
+    .await;
+    assert_eq!(token.status, 400);
+    assert_eq!(token.oauth_error(), "invalid_grant");
+    let line = b.wait_for("sealed code at /token refused");
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("(tampered_or_wrong_key)"), "{line}");
+    assert!(
+        line.contains("replicas must share --state-key (BRIDGE_STATE_KEY)"),
+        "{line}"
+    );
+    b.wait_for("token exchange");
+
+    // A replayed state is named as such at its replica.
+    let mut a = a;
+    let again = get(&callback(&a.base)).await;
+    assert_eq!(again.status, 400);
+    let line = a.wait_for("state at /callback refused");
+    assert!(line.contains("(replayed): already used"), "{line}");
+
+    let log = format!("{}\n{}", a.log.join("\n"), b.log.join("\n"));
+    assert_no_sentinel(&log);
+    assert!(!log.contains(&state), "the sealed state was logged");
+    assert!(
+        !log.contains(&sealed_code[5..]),
+        "the sealed code was logged"
+    );
+}
