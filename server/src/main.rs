@@ -8,7 +8,8 @@
 //! loopback and prints a `curl` command that performs an Alexa-style exchange against it.
 //!
 //! `bridge doctor --upstream-token-url URL [--json]` probes an upstream as Alexa would and says
-//! whether Alexa can link through it (exit status 1 when it cannot).
+//! whether Alexa can link through it with these settings (exit status 1 when it cannot, or not
+//! before the fixes it names); `bridge doctor --demo` probes the embedded demo upstream.
 
 // The command line's doc comments are clap's `--help` text, written for a terminal.
 #![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
@@ -43,7 +44,8 @@ enum Command {
     /// Serve the bridge (the default).
     Serve,
     /// Probe an upstream token endpoint as Alexa would, with codes that cannot be valid, and
-    /// say whether Alexa can link through it and which provider settings fit.
+    /// say whether Alexa can link through it, which provider settings fit and what to fix
+    /// (--demo: probe the embedded demo upstream).
     Doctor(Box<doctor::DoctorArgs>),
 }
 
@@ -64,7 +66,7 @@ fn main() -> ExitCode {
                 } else {
                     print!("{}", report.table());
                 }
-                if report.usable {
+                if report.ready {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE

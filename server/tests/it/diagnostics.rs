@@ -1174,3 +1174,153 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
         "the sealed code was logged"
     );
 }
+
+// ---- bridge doctor: the verdict agrees with the lists ----
+
+/// Runs `bridge doctor` with `args`, as a table and as JSON: (exit code, table, JSON report).
+async fn doctor_binary(args: &[&str]) -> (Option<i32>, String, serde_json::Value) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let run = move |json: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"));
+        command
+            .arg("doctor")
+            .args(&args)
+            .args(["--client-secret", SECRET])
+            .env_remove("BRIDGE_UPSTREAM_TOKEN_URL")
+            .env_remove("BRIDGE_UPSTREAM_AUTHORIZE_URL")
+            .env_remove("BRIDGE_PROVIDER");
+        if json {
+            command.arg("--json");
+        }
+        command
+    };
+    let (table, json) = tokio::task::spawn_blocking(move || {
+        (run(false).output().unwrap(), run(true).output().unwrap())
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(table.stdout).unwrap();
+    assert_no_sentinel(&stdout);
+    assert_no_sentinel(&String::from_utf8_lossy(&table.stderr));
+    assert_eq!(table.status.code(), json.status.code(), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json.stderr)));
+    assert_no_sentinel(&report.to_string());
+    (table.status.code(), stdout, report)
+}
+
+fn verdict_line(table: &str) -> &str {
+    table
+        .lines()
+        .find(|l| l.starts_with("verdict: "))
+        .unwrap_or_else(|| panic!("no verdict in:\n{table}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_says_nothing_of_tls_or_a_preset_for_a_host_it_could_not_reach() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    // A Salesforce-looking https URL: the host name and path alone suggest nothing.
+    for url in [
+        format!("https://{addr}/services/oauth2/token"),
+        format!("http://{addr}/services/oauth2/token"),
+    ] {
+        let (code, table, report) = doctor_binary(&["--upstream-token-url", &url]).await;
+        assert_eq!(code, Some(1), "{table}");
+        for row in [
+            "TLS",
+            "suggested provider",
+            "credentials",
+            "Accept:",
+            "latency",
+        ] {
+            assert!(
+                !table.lines().any(|l| l.starts_with(row)),
+                "{row} for an unreachable host:\n{table}"
+            );
+        }
+        assert!(
+            !table.contains("nothing found that would break Alexa"),
+            "{table}"
+        );
+        let verdict = verdict_line(&table);
+        assert!(
+            verdict.starts_with("verdict: UNREACHABLE: the upstream did not answer"),
+            "{verdict}"
+        );
+        assert!(!verdict.contains("usable"), "{verdict}");
+        assert_eq!(report["reached"], false);
+        assert_eq!(report["verdict"], "unreachable");
+        assert_eq!(report["tls"], "unknown");
+        assert_eq!(report["suggested_provider"], "unknown");
+        assert_eq!(report["problems"], serde_json::json!([]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_the_fix_instead_of_usable_when_the_answers_would_break_alexa() {
+    // GitHub-like: errors in a 200, forms unless JSON is asked for.
+    let upstream = MockUpstream::start(|seen: &Seen| {
+        if seen.header("accept") == Some("application/json") {
+            Answer::json(200, r#"{"error":"bad_verification_code"}"#)
+        } else {
+            Answer {
+                status: 200,
+                content_type: "application/x-www-form-urlencoded",
+                body: "error=bad_verification_code".into(),
+            }
+        }
+    })
+    .await;
+    let url = format!("http://{}/login/oauth/access_token", upstream.addr);
+    // Configured as Salesforce (the default): every exchange would break.
+    let (code, table, report) = doctor_binary(&["--upstream-token-url", &url]).await;
+    assert_eq!(code, Some(1), "{table}");
+    assert!(table.contains("would break Alexa:"), "{table}");
+    assert!(
+        table.contains("to fix:\n  - use --provider github"),
+        "{table}"
+    );
+    let verdict = verdict_line(&table);
+    assert!(!verdict.contains("usable"), "{verdict}");
+    assert!(verdict.starts_with("verdict: NOT READY"), "{verdict}");
+    assert!(verdict.contains("use --provider github"), "{verdict}");
+    assert_eq!(report["verdict"], "fix_first");
+    assert_eq!(report["ready"], false);
+    assert_eq!(report["usable"], true);
+    assert_eq!(
+        report["fixes"],
+        serde_json::json!(["use --provider github"])
+    );
+
+    // With the fix applied, the same upstream is clean.
+    let (code, table, report) =
+        doctor_binary(&["--upstream-token-url", &url, "--provider", "github"]).await;
+    assert_eq!(code, Some(0), "{table}");
+    assert_eq!(verdict_line(&table), "verdict: usable");
+    assert!(!table.contains("would break Alexa:"), "{table}");
+    assert!(table.contains("nothing found that would break Alexa"), "{table}");
+    assert_eq!(report["verdict"], "usable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_demo_probes_the_embedded_demo_upstream_in_one_command() {
+    let (code, table, report) = doctor_binary(&["--demo"]).await;
+    assert_eq!(code, Some(0), "{table}");
+    assert_eq!(verdict_line(&table), "verdict: usable", "{table}");
+    assert!(
+        table.contains("nothing found that would break Alexa"),
+        "{table}"
+    );
+    assert_eq!(report["verdict"], "usable");
+    assert_eq!(report["suggested_provider"], "salesforce");
+    assert_eq!(report["credentials"], "body");
+    assert_eq!(report["problems"], serde_json::json!([]));
+    // The demo refused the probe code as Salesforce does, and its authorization URL answered.
+    assert_eq!(report["probes"][0]["error"], "invalid_grant");
+    assert_eq!(report["authorize"], "HTTP 400 (answers)");
+    let probed = report["token_url"].as_str().unwrap();
+    assert!(probed.starts_with("http://127.0.0.1:"), "{probed}");
+    assert!(probed.ends_with("/services/oauth2/token"), "{probed}");
+}
