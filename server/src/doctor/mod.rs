@@ -3,9 +3,9 @@
 //! provider settings fit, what would break Alexa with the configured ones and what to do about
 //! it. `bridge doctor --demo` probes the embedded demo upstream.
 //!
-//! - [`probe`]: what is sent and how each answer is read;
-//! - [`judge`]: what the answers say, the problems and their fixes, the verdict;
-//! - [`report`]: the report, as JSON and as a table.
+//! - `probe`: what is sent and how each answer is read;
+//! - `judge`: what the answers say, the problems and their fixes, the verdict;
+//! - `report` ([`Report`], [`Verdict`]): the report, as JSON and as a table.
 //!
 //! The verdict agrees with the lists: an upstream that never answered gets no word on TLS or a
 //! provider preset, and a report that lists what would break Alexa ends in a verdict that
