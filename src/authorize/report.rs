@@ -232,12 +232,11 @@ pub(crate) const REFUSED_CODE: &str = "sealed code at /token";
 /// likely cause, in fixed words only (never the state, the code or anything else the request
 /// carried).
 pub(crate) fn log_refusal(refused: &'static str, verdict: &str, cause: &str) {
+    // The verdict as a field (for JSON logs and queries); the cause in the message, once.
     tracing::info!(
         target: "account_link_bridge::authorize",
-        refused,
         verdict,
-        cause,
-        "{refused} refused ({verdict}): {cause}"
+        "{refused} refused: {cause}"
     );
 }
 

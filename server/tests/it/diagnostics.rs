@@ -1123,7 +1123,10 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
     assert_eq!(refused.status, 400);
     let line = b.wait_for("state at /callback refused");
     assert!(line.contains(" INFO "), "{line}");
-    assert!(line.contains("(tampered_or_wrong_key)"), "{line}");
+    assert!(
+        line.contains(r#"verdict="tampered_or_wrong_key""#),
+        "{line}"
+    );
     assert!(
         line.contains("sealed with another key: replicas must share --state-key (BRIDGE_STATE_KEY), or the bridge restarted without --state-key"),
         "{line}"
@@ -1152,7 +1155,10 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
     assert_eq!(token.oauth_error(), "invalid_grant");
     let line = b.wait_for("sealed code at /token refused");
     assert!(line.contains(" INFO "), "{line}");
-    assert!(line.contains("(tampered_or_wrong_key)"), "{line}");
+    assert!(
+        line.contains(r#"verdict="tampered_or_wrong_key""#),
+        "{line}"
+    );
     assert!(
         line.contains("replicas must share --state-key (BRIDGE_STATE_KEY)"),
         "{line}"
@@ -1164,7 +1170,8 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
     let again = get(&callback(&a.base)).await;
     assert_eq!(again.status, 400);
     let line = a.wait_for("state at /callback refused");
-    assert!(line.contains("(replayed): already used"), "{line}");
+    assert!(line.contains("refused: already used"), "{line}");
+    assert!(line.contains(r#"verdict="replayed""#), "{line}");
 
     let log = format!("{}\n{}", a.log.join("\n"), b.log.join("\n"));
     assert_no_sentinel(&log);
@@ -1300,7 +1307,10 @@ async fn doctor_names_the_fix_instead_of_usable_when_the_answers_would_break_ale
     assert_eq!(code, Some(0), "{table}");
     assert_eq!(verdict_line(&table), "verdict: usable");
     assert!(!table.contains("would break Alexa:"), "{table}");
-    assert!(table.contains("nothing found that would break Alexa"), "{table}");
+    assert!(
+        table.contains("nothing found that would break Alexa"),
+        "{table}"
+    );
     assert_eq!(report["verdict"], "usable");
 }
 
