@@ -295,6 +295,7 @@ where
 }
 
 /// The upstream endpoints the bridge talks to.
+#[derive(Debug)]
 pub struct Endpoints {
     /// The token endpoint.
     pub token_url: http::Uri,
@@ -325,6 +326,8 @@ pub fn build_bridge(
             args.provider
         )
     })?;
+    // Refused here, before the provider hears of a lifetime (it would warn about it too).
+    crate::checks::refusals(args)?;
     if let Some(secs) = args.expires_in {
         provider = provider.expires_in(ExpiresIn::default_secs(secs));
     }
@@ -356,6 +359,14 @@ pub fn build_bridge(
         None => bridge,
     };
     let Some(authorize_url) = &endpoints.authorize_url else {
+        if args.grant == Grant::Implicit {
+            return Err(
+                "--grant implicit (BRIDGE_GRANT) needs --upstream-authorize-url \
+                 (BRIDGE_UPSTREAM_AUTHORIZE_URL): the implicit grant is served at /authorize and \
+                 /callback, which only the authorization middleman has"
+                    .into(),
+            );
+        }
         return Ok(with_records(Bridge::new(provider, upstream)));
     };
     let vendor_ids: Vec<&str> = listed(&args.alexa_vendor_id).collect();
@@ -385,6 +396,7 @@ pub fn build_bridge(
         .upstream_authorize_url(authorize_url.clone())
         .public_url(public_url.to_string())
         .sealer(sealer)
+        .state_key_setting("--state-key (BRIDGE_STATE_KEY)")
         .upstream_token_url(endpoints.token_url.to_string())
         .pkce(pkce_toward_upstream(args, &provider))
         .refuse_plain_codes(args.refuse_plain_codes);

@@ -2,7 +2,8 @@
 //!
 //! Like Salesforce it wants a form with `Content-Type: application/x-www-form-urlencoded` and
 //! credentials in the body, answers without `expires_in`, with an `instance_url`, and gives no
-//! `refresh_token` on refresh. The code `expired-code` gets Salesforce's `invalid_grant`.
+//! `refresh_token` on refresh. The code `expired-code`, and the code `bridge doctor` probes with
+//! (which no server ever issued), get Salesforce's `invalid_grant`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -77,7 +78,9 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         r#""access_token":"{access_token}","instance_url":"https://demo.my.salesforce.com","id":"https://login.salesforce.com/id/00Dd0000000demo/005d0000000demo","token_type":"Bearer","issued_at":"1700000000000","signature":"ZGVtbw==""#
     );
     let answer = match (param("grant_type"), param("code")) {
-        (Some("authorization_code"), Some("expired-code")) => {
+        // Like any authorization server, it refuses a code no server issued (the doctor's probe
+        // code); it takes any other, so that the curl line the bridge prints works.
+        (Some("authorization_code"), Some("expired-code" | crate::doctor::INVALID_CODE)) => {
             return Ok(json(
                 StatusCode::BAD_REQUEST,
                 r#"{"error":"invalid_grant","error_description":"authorization code expired"}"#

@@ -19,5 +19,6 @@ pub mod logs;
 pub mod metrics;
 pub mod routes;
 pub mod serve;
+pub mod startup;
 
 pub use routes::Bridge;

@@ -8,7 +8,8 @@
 //! loopback and prints a `curl` command that performs an Alexa-style exchange against it.
 //!
 //! `bridge doctor --upstream-token-url URL [--json]` probes an upstream as Alexa would and says
-//! whether Alexa can link through it (exit status 1 when it cannot).
+//! whether Alexa can link through it with these settings (exit status 1 when it cannot, or not
+//! before the fixes it names); `bridge doctor --demo` probes the embedded demo upstream.
 
 // The command line's doc comments are clap's `--help` text, written for a terminal.
 #![allow(rustdoc::invalid_html_tags, rustdoc::bare_urls)]
@@ -16,7 +17,7 @@
 use std::process::ExitCode;
 
 use account_link_bridge_server::config::{self, Args, Endpoints};
-use account_link_bridge_server::{checks, demo, doctor, logs, metrics, serve};
+use account_link_bridge_server::{checks, demo, doctor, logs, metrics, serve, startup};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
@@ -43,7 +44,8 @@ enum Command {
     /// Serve the bridge (the default).
     Serve,
     /// Probe an upstream token endpoint as Alexa would, with codes that cannot be valid, and
-    /// say whether Alexa can link through it and which provider settings fit.
+    /// say whether Alexa can link through it, which provider settings fit and what to fix
+    /// (--demo: probe the embedded demo upstream).
     Doctor(Box<doctor::DoctorArgs>),
 }
 
@@ -64,7 +66,7 @@ fn main() -> ExitCode {
                 } else {
                     print!("{}", report.table());
                 }
-                if report.usable {
+                if report.ready {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE
@@ -91,6 +93,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // Before anything is started or bound, so that the refusal is the only word said.
+    checks::refusals(&args)?;
     let (endpoints, demo) = match &args.upstream_token_url {
         Some(url) => (
             Endpoints {
@@ -129,19 +133,16 @@ async fn run(args: Args) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let public_url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{local}"));
+    let public_url = match &args.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => checks::derived_public_url(scheme, local),
+    };
     let bridge = config::build_bridge(&args, &endpoints, &public_url)?;
     for warning in checks::warnings(&args, &public_url) {
         tracing::warn!("{warning}");
     }
     match (args.metrics_listen, args.metrics) {
-        (Some(admin), _) => {
-            metrics::install(admin)?;
-            tracing::info!(listen = %admin, "metrics served on http://{admin}/metrics");
-        }
+        (Some(admin), _) => metrics::install(admin)?,
         (None, true) => {
             return Err(
                 "--metrics needs --metrics-listen ADDR: metrics are served on an admin \
@@ -151,20 +152,23 @@ async fn run(args: Args) -> Result<(), String> {
         }
         (None, false) => {}
     }
-
+    let routes = startup::RouteLines {
+        args: &args,
+        endpoints: &endpoints,
+        demo,
+        public_url: &public_url,
+        metrics: args.metrics_listen,
+        surface: startup::Surface::CommandLine,
+    };
+    for line in routes.lines() {
+        tracing::info!("{line}");
+    }
     tracing::info!(
         listen = %local,
         upstream = %endpoints.token_url,
         provider = %args.provider,
         "bridge serving POST {scheme}://{local}/token"
     );
-    if let Some(authorize_url) = &endpoints.authorize_url {
-        tracing::info!(
-            upstream_authorize = %authorize_url,
-            callback = %format!("{public_url}/callback"),
-            "authorization middleman on GET {public_url}/authorize"
-        );
-    }
     if demo {
         println!(
             "No --upstream-token-url given: started a Salesforce-like demo upstream at {}",

@@ -10,7 +10,10 @@ use super::code::{rederive_verifier, seal_code, AuthorizeState, SealedCode};
 use super::future::ResponseFuture;
 use super::implicit::{token_request, truncate, TokenAnswer};
 use super::page::{debug_verdict, redirect, refused, to_alexa_error};
-use super::report::{AuthorizeReport, AuthorizeVerdict, StateVerdict};
+use super::report::{
+    log_refusal, state_refusal_cause, AuthorizeReport, AuthorizeVerdict, StateVerdict,
+    REFUSED_STATE,
+};
 use super::service::{Params, Repeated};
 use super::single_use::Claim;
 use super::{Config, GrantMode};
@@ -26,6 +29,7 @@ pub(super) fn callback(
     mut report: AuthorizeReport,
 ) -> ResponseFuture {
     let refuse = |mut report: AuthorizeReport, verdict, reason| {
+        log_state_refusal(config, verdict);
         report.state = Some(verdict);
         ResponseFuture::ready(refused(&mut report, reason)).with_report(report)
     };
@@ -40,12 +44,19 @@ pub(super) fn callback(
     };
     // Checked again: the allow-list (a vendor pin, say) may have changed since /authorize.
     let Ok(alexa_redirect) = config.redirects.check(&state.alexa_redirect) else {
-        report.accepted_redirects = Some(config.redirects.accepted().join(" "));
-        return refuse(
-            report,
-            StateVerdict::Ok,
-            "the state's redirect_uri is no longer allowed",
+        let accepted = config.redirects.accepted().join(" ");
+        log_refusal(
+            REFUSED_STATE,
+            "redirect_no_longer_allowed",
+            &format!("its Alexa redirect URL was allowed at /authorize but is not now (the vendor pin or the redirect hosts changed); accepted: {accepted}"),
         );
+        report.accepted_redirects = Some(accepted);
+        report.state = Some(StateVerdict::Ok);
+        return ResponseFuture::ready(refused(
+            &mut report,
+            "the state's redirect_uri is no longer allowed",
+        ))
+        .with_report(report);
     };
     report.redirect(&alexa_redirect);
     let claim = config.nonce_cache.claim(state.id.as_bytes(), expiry);
@@ -59,6 +70,7 @@ pub(super) fn callback(
                 claimed(&config, &params, state, alexa_redirect, &mut report).await
             }
             Ok(Claim::Replayed) => {
+                log_state_refusal(&config, StateVerdict::Replayed);
                 report.state = Some(StateVerdict::Replayed);
                 refused(&mut report, "the state was already used")
             }
@@ -76,6 +88,14 @@ pub(super) fn callback(
         };
         (response, report)
     }))
+}
+
+/// The INFO line of a refused state, with its likely cause.
+fn log_state_refusal(config: &Config, verdict: StateVerdict) {
+    let lifetime = config.sealer.default_lifetime();
+    if let Some(cause) = state_refusal_cause(verdict, &config.state_key_setting, lifetime) {
+        log_refusal(REFUSED_STATE, verdict.as_str(), &cause);
+    }
 }
 
 /// The part of `/callback` after the state was claimed.
@@ -174,6 +194,14 @@ async fn claimed(
                 .pkce_key
                 .and_then(|hint| rederive_verifier(&config.sealer, hint, &state.id));
             let Some(verifier) = verifier else {
+                log_refusal(
+                    REFUSED_STATE,
+                    "key_no_longer_held",
+                    &format!(
+                        "the key the state was sealed under is no longer in {}: it was rotated out while the link was in flight",
+                        config.state_key_setting
+                    ),
+                );
                 return to_alexa_failure(
                     config,
                     &alexa_redirect,

@@ -1,6 +1,8 @@
 //! The sealed code Alexa receives from `/callback`, and its opener at the token endpoint.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -8,6 +10,8 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::report::{code_refusal_cause, log_refusal, DEFAULT_STATE_KEY_SETTING, REFUSED_CODE};
+use super::AuthorizeRedirectBuilder;
 use crate::oauth::{GrantType, TokenRequest};
 use crate::state::{OpenError, SealedPayload, StateSealer};
 use crate::{provider::TokenRequestHook, ErrorCode, OAuthError};
@@ -135,6 +139,8 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 pub struct SealedCodeOpener {
     sealer: StateSealer,
     refuse_plain_codes: bool,
+    state_key_setting: Arc<str>,
+    code_lifetime: Duration,
 }
 
 impl SealedCodeOpener {
@@ -148,7 +154,22 @@ impl SealedCodeOpener {
         SealedCodeOpener {
             sealer: sealer.max_len(Self::MAX_SEALED_CODE_LEN),
             refuse_plain_codes: false,
+            state_key_setting: DEFAULT_STATE_KEY_SETTING.into(),
+            code_lifetime: AuthorizeRedirectBuilder::DEFAULT_CODE_LIFETIME,
         }
+    }
+
+    /// How operators set the state key, named in the INFO line of a code sealed with another
+    /// key (see [`AuthorizeRedirectBuilder::state_key_setting`]). Default: "the state key".
+    pub fn state_key_setting(mut self, setting: impl Into<String>) -> Self {
+        self.state_key_setting = setting.into().into();
+        self
+    }
+
+    /// The lifetime the codes were sealed with, named in the INFO line of an expired code.
+    pub(crate) fn with_code_lifetime(mut self, lifetime: Duration) -> Self {
+        self.code_lifetime = lifetime;
+        self
     }
 
     /// Refuses (`invalid_grant`) authorization codes the bridge did not seal. Off by default:
@@ -165,6 +186,7 @@ impl fmt::Debug for SealedCodeOpener {
         f.debug_struct("SealedCodeOpener")
             .field("sealer", &self.sealer)
             .field("refuse_plain_codes", &self.refuse_plain_codes)
+            .field("state_key_setting", &self.state_key_setting)
             .finish()
     }
 }
@@ -187,12 +209,10 @@ pub(crate) fn seal_code(
     (sealed.len() <= SealedCodeOpener::MAX_SEALED_CODE_LEN).then_some(sealed)
 }
 
-fn invalid_grant(description: &'static str) -> OAuthError {
-    tracing::debug!(
-        target: "account_link_bridge::authorize",
-        verdict = description,
-        "sealed code refused"
-    );
+/// The refusal of a code: `invalid_grant` with `description` (Alexa's answer), and one INFO
+/// line with the verdict and `cause`, the likely reason in an operator's words.
+fn invalid_grant(verdict: &'static str, description: &'static str, cause: &str) -> OAuthError {
+    log_refusal(REFUSED_CODE, verdict, cause);
     OAuthError::new(ErrorCode::INVALID_GRANT, StatusCode::BAD_REQUEST).with_description(description)
 }
 
@@ -207,7 +227,9 @@ impl TokenRequestHook for SealedCodeOpener {
         let Some(code) = code.strip_prefix(SEALED_CODE_PREFIX) else {
             if self.refuse_plain_codes {
                 return Err(invalid_grant(
+                    "plain_code",
                     "the authorization code was not issued by this bridge",
+                    "a code the bridge did not seal, refused by the refuse-plain-codes option: a link begun before the middleman was on, app-to-app linking, or a code made up",
                 ));
             }
             tracing::debug!(
@@ -218,23 +240,30 @@ impl TokenRequestHook for SealedCodeOpener {
             return Ok(());
         };
         let sealed: SealedCode = self.sealer.open(code).map_err(|error| {
-            invalid_grant(match error {
-                OpenError::Expired => "the authorization code has expired",
-                OpenError::TooLarge => "the authorization code is too long",
-                OpenError::Malformed | OpenError::Tampered => {
-                    "the authorization code was not issued by this bridge or was altered"
-                }
-            })
+            let cause = code_refusal_cause(error, &self.state_key_setting, self.code_lifetime);
+            let (verdict, description) = match error {
+                OpenError::Expired => ("expired", "the authorization code has expired"),
+                OpenError::TooLarge => ("too_large", "the authorization code is too long"),
+                OpenError::Malformed | OpenError::Tampered => (
+                    "tampered_or_wrong_key",
+                    "the authorization code was not issued by this bridge or was altered",
+                ),
+            };
+            invalid_grant(verdict, description, &cause)
         })?;
         match request.redirect_uri() {
             None => {
                 return Err(invalid_grant(
+                    "redirect_uri_missing",
                     "redirect_uri is missing; it must repeat the authorization request's",
+                    "Alexa's token request carried no redirect_uri; RFC 6749 requires the one of the authorization request",
                 ))
             }
             Some(sent) if sent != sealed.alexa_redirect => {
                 return Err(invalid_grant(
+                    "redirect_uri_differs",
                     "redirect_uri differs from the one of the authorization request",
+                    "the code was issued for another Alexa redirect URL (another skill or region)",
                 ))
             }
             Some(_) => {}
@@ -243,22 +272,39 @@ impl TokenRequestHook for SealedCodeOpener {
             (Some(challenge), Some(verifier)) => {
                 if !constant_time_eq(&s256(verifier), challenge) {
                     return Err(invalid_grant(
+                        "pkce_mismatch",
                         "code_verifier does not match the code_challenge",
+                        "Alexa's code_verifier does not match the code_challenge it sent to /authorize",
                     ));
                 }
                 None
             }
-            (Some(_), None) => return Err(invalid_grant("code_verifier is missing")),
+            (Some(_), None) => {
+                return Err(invalid_grant(
+                    "pkce_missing",
+                    "code_verifier is missing",
+                    "Alexa sent a code_challenge to /authorize but no code_verifier with the code",
+                ))
+            }
             (None, Some(_)) => {
                 return Err(invalid_grant(
+                    "pkce_unexpected",
                     "code_verifier was sent for a code issued without code_challenge",
+                    "a code_verifier came with a code whose authorization request had no code_challenge",
                 ))
             }
             (None, None) => match sealed.pkce_key {
                 // A code whose state promised the bridge's PKCE is never redeemed without it.
                 Some(hint) => Some(
                     rederive_verifier(&self.sealer, hint, &sealed.id).ok_or_else(|| {
-                        invalid_grant("the authorization code was sealed with a key no longer held")
+                        invalid_grant(
+                            "key_no_longer_held",
+                            "the authorization code was sealed with a key no longer held",
+                            &format!(
+                                "the key the code was sealed under is no longer in {}: it was rotated out while the link was in flight",
+                                self.state_key_setting
+                            ),
+                        )
                     })?,
                 ),
                 None => None,

@@ -168,6 +168,7 @@ pub(crate) struct Config {
     pub(crate) token_service: Option<Arc<dyn TokenCall>>,
     pub(crate) nonce_cache: Arc<dyn NonceCache>,
     pub(crate) refuse_plain_codes: bool,
+    pub(crate) state_key_setting: Arc<str>,
 }
 
 impl Config {
@@ -198,6 +199,7 @@ pub struct AuthorizeRedirectBuilder {
     token_service: Option<Arc<dyn TokenCall>>,
     nonce_cache: Option<Arc<dyn NonceCache>>,
     refuse_plain_codes: bool,
+    state_key_setting: Option<String>,
 }
 
 impl AuthorizeRedirectBuilder {
@@ -298,6 +300,15 @@ impl AuthorizeRedirectBuilder {
     /// [`SealedCodeOpener::refuse_plain_codes`]. Off by default.
     pub fn refuse_plain_codes(mut self, on: bool) -> Self {
         self.refuse_plain_codes = on;
+        self
+    }
+
+    /// How operators set the state key in this deployment (an option, a variable, a secret's
+    /// name), named in the INFO line of a state or code sealed with another key, whose likely
+    /// cause is replicas that do not share it or a restart without it. Default: "the state
+    /// key"; the `bridge` server names its `--state-key (BRIDGE_STATE_KEY)`.
+    pub fn state_key_setting(mut self, setting: impl Into<String>) -> Self {
+        self.state_key_setting = Some(setting.into());
         self
     }
 
@@ -411,6 +422,11 @@ impl AuthorizeRedirectBuilder {
                 .nonce_cache
                 .unwrap_or_else(|| Arc::new(MemoryNonceCache::default())),
             refuse_plain_codes: self.refuse_plain_codes,
+            state_key_setting: self
+                .state_key_setting
+                .as_deref()
+                .unwrap_or(report::DEFAULT_STATE_KEY_SETTING)
+                .into(),
         }))
     }
 }
@@ -439,6 +455,7 @@ impl fmt::Debug for AuthorizeRedirectBuilder {
             .field("code_lifetime", &self.code_lifetime)
             .field("implicit", &self.token_service.is_some())
             .field("refuse_plain_codes", &self.refuse_plain_codes)
+            .field("state_key_setting", &self.state_key_setting)
             .finish()
     }
 }

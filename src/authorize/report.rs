@@ -1,6 +1,8 @@
 //! The per-answer record of `/authorize` and `/callback`, read by
 //! [`diagnostics`](crate::diagnostics).
 
+use std::time::Duration;
+
 use serde::Serialize;
 use url::Url;
 
@@ -175,5 +177,113 @@ impl AuthorizeReport {
     pub(crate) fn verdict(&mut self, verdict: AuthorizeVerdict, reason: &'static str) {
         self.verdict = verdict;
         self.reason = reason;
+    }
+}
+
+/// The default name of the state key in the refusal lines, when the application names none
+/// ([`AuthorizeRedirectBuilder::state_key_setting`](super::AuthorizeRedirectBuilder::state_key_setting)).
+pub(crate) const DEFAULT_STATE_KEY_SETTING: &str = "the state key";
+
+/// What a refused state at `/callback` most likely means, in words an operator can act on;
+/// `None` for a state that was not refused. `setting` names how the state key is set, and
+/// `lifetime` is how long a state lives.
+pub(crate) fn state_refusal_cause(
+    verdict: StateVerdict,
+    setting: &str,
+    lifetime: Duration,
+) -> Option<String> {
+    Some(match verdict {
+        StateVerdict::Ok | StateVerdict::OkUnchecked => return None,
+        StateVerdict::TamperedOrWrongKey => format!(
+            "sealed with another key: replicas must share {setting}, or the bridge restarted without {setting} (a random key per process); otherwise the state was altered"
+        ),
+        StateVerdict::Expired => format!(
+            "expired: the user took longer than {} s at the upstream's login, or the flow was restarted from an old page",
+            lifetime.as_secs()
+        ),
+        StateVerdict::Replayed => "already used: the browser reloaded /callback or went back to it, or the upstream redirected twice; the link must start again from the Alexa app".into(),
+        StateVerdict::Missing => "no single state came back: the upstream dropped it, or /callback was opened by hand".into(),
+        StateVerdict::Malformed => "not a state any bridge sealed: /callback was opened by hand, or something between the upstream and the bridge changed the state".into(),
+        StateVerdict::TooLarge => "longer than any state a bridge seals: not from this bridge".into(),
+    })
+}
+
+/// What a refused sealed code at the token endpoint most likely means, for its INFO line.
+pub(crate) fn code_refusal_cause(error: OpenError, setting: &str, lifetime: Duration) -> String {
+    match error {
+        OpenError::Malformed | OpenError::Tampered => format!(
+            "sealed with another key: replicas must share {setting}, or the bridge restarted without {setting} (a random key per process); otherwise the code was altered or not issued by this deployment"
+        ),
+        OpenError::Expired => format!(
+            "expired: Alexa redeemed it more than {} s after /callback handed it out, or retried an old link",
+            lifetime.as_secs()
+        ),
+        OpenError::TooLarge => "longer than any code the bridge hands out: not from this bridge".into(),
+    }
+}
+
+/// What a refusal line is about: the state at `/callback`.
+pub(crate) const REFUSED_STATE: &str = "state at /callback";
+
+/// What a refusal line is about: a sealed code at the token endpoint.
+pub(crate) const REFUSED_CODE: &str = "sealed code at /token";
+
+/// The one INFO line of a refused state or sealed code: what was refused, the verdict and its
+/// likely cause, in fixed words only (never the state, the code or anything else the request
+/// carried).
+pub(crate) fn log_refusal(refused: &'static str, verdict: &str, cause: &str) {
+    // The verdict as a field (for JSON logs and queries); the cause in the message, once.
+    tracing::info!(
+        target: "account_link_bridge::authorize",
+        verdict,
+        "{refused} refused: {cause}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refused_state_names_its_likely_cause() {
+        let ten_minutes = Duration::from_secs(600);
+        let cause = |verdict| state_refusal_cause(verdict, "BRIDGE_KEY", ten_minutes);
+        let wrong_key = cause(StateVerdict::TamperedOrWrongKey).unwrap();
+        assert!(
+            wrong_key.starts_with(
+                "sealed with another key: replicas must share BRIDGE_KEY, or the bridge restarted without BRIDGE_KEY"
+            ),
+            "{wrong_key}"
+        );
+        let expired = cause(StateVerdict::Expired).unwrap();
+        assert!(
+            expired.starts_with("expired: the user took longer than 600 s"),
+            "{expired}"
+        );
+        assert!(expired.contains("the flow was restarted"), "{expired}");
+        assert!(cause(StateVerdict::Replayed)
+            .unwrap()
+            .starts_with("already used"));
+        for refused in [
+            StateVerdict::Missing,
+            StateVerdict::Malformed,
+            StateVerdict::TooLarge,
+        ] {
+            assert!(cause(refused).is_some_and(|c| !c.is_empty()));
+        }
+        // Accepted states have no cause to give.
+        assert_eq!(cause(StateVerdict::Ok), None);
+        assert_eq!(cause(StateVerdict::OkUnchecked), None);
+    }
+
+    #[test]
+    fn each_refused_sealed_code_names_its_likely_cause() {
+        let five_minutes = Duration::from_secs(300);
+        let cause = |error| code_refusal_cause(error, DEFAULT_STATE_KEY_SETTING, five_minutes);
+        assert!(cause(OpenError::Tampered)
+            .starts_with("sealed with another key: replicas must share the state key"));
+        assert_eq!(cause(OpenError::Malformed), cause(OpenError::Tampered));
+        assert!(cause(OpenError::Expired).starts_with("expired: Alexa redeemed it more than 300 s"));
+        assert!(cause(OpenError::TooLarge).contains("longer than any code"));
     }
 }

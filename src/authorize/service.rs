@@ -67,6 +67,8 @@ impl AuthorizeRedirect {
     pub fn code_opener(&self) -> SealedCodeOpener {
         SealedCodeOpener::new(self.config.sealer.clone())
             .refuse_plain_codes(self.config.refuse_plain_codes)
+            .state_key_setting(&*self.config.state_key_setting)
+            .with_code_lifetime(self.config.code_lifetime)
     }
 }
 

@@ -38,6 +38,7 @@ use std::process::ExitCode;
 
 use account_link_bridge::lambda::LambdaService;
 use account_link_bridge_server::config::{self, Args, Endpoints};
+use account_link_bridge_server::{checks, startup};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -108,6 +109,24 @@ fn configure(args: &Args) -> Result<account_link_bridge_server::Bridge, String> 
         );
     }
     let bridge = config::build_bridge(args, &endpoints, &public_url)?;
+    for warning in checks::warnings(args, &public_url) {
+        tracing::warn!("{warning}");
+    }
+    let routes = startup::RouteLines {
+        args,
+        endpoints: &endpoints,
+        demo: false,
+        public_url: if public_url.is_empty() {
+            "<function URL>"
+        } else {
+            &public_url
+        },
+        metrics: None,
+        surface: startup::Surface::Lambda,
+    };
+    for line in routes.lines() {
+        tracing::info!("{line}");
+    }
     tracing::info!(
         upstream = %endpoints.token_url,
         provider = %args.provider,

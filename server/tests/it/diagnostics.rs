@@ -882,8 +882,6 @@ async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_
             &admin,
             "--upstream-timeout",
             "5",
-            "--expires-in",
-            "120",
         ])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
@@ -975,7 +973,6 @@ async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_
     drop(child);
     let log = lines.join("\n");
     assert!(log.contains("--upstream-timeout is 5 s"), "{log}");
-    assert!(log.contains("--expires-in is 120 s"), "{log}");
     assert!(log.contains(r#""outcome":"token""#), "{log}");
     assert!(log.contains(r#""outcome":"refused""#), "{log}");
     assert!(log.contains(r#""fingerprints":"code="#), "{log}");
@@ -1002,4 +999,338 @@ fn metrics_without_an_admin_listener_are_refused_at_startup() {
         stderr.contains("--metrics needs --metrics-listen"),
         "{stderr}"
     );
+}
+
+// ---- refusals of states and sealed codes, as the running bridge logs them ----
+
+/// A `bridge` process whose stderr is read line by line as it comes.
+struct RunningBridge {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: Vec<String>,
+    base: String,
+}
+
+impl RunningBridge {
+    /// Starts `bridge` with `args` at the default log level (INFO) and waits until it serves.
+    fn start(args: &[&str]) -> Self {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut bridge = RunningBridge {
+            child,
+            lines,
+            log: Vec::new(),
+            base: String::new(),
+        };
+        let serving = bridge.wait_for("bridge serving POST ");
+        let url = serving.split("bridge serving POST ").nth(1).unwrap();
+        bridge.base = url
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches("/token")
+            .into();
+        bridge
+    }
+
+    /// The next line containing `needle` (every line read is kept in the log).
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no line with {needle:?} in:\n{}", self.log.join("\n")));
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for RunningBridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn get(url: &str) -> support::Reply {
+    support::send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
+    const ALEXA: &str = "https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F";
+    // Two replicas of one deployment (same public URL, same upstream) with keys of their own,
+    // as after forgetting to share --state-key. Nothing listens upstream: neither route below
+    // calls it.
+    let replica = |key: &str| {
+        RunningBridge::start(&[
+            "--upstream-token-url",
+            "http://127.0.0.1:9/services/oauth2/token",
+            "--upstream-authorize-url",
+            "http://127.0.0.1:9/services/oauth2/authorize",
+            "--public-url",
+            "https://bridge.example.com",
+            "--alexa-vendor-id",
+            "M3BVP74N95SP1F",
+            "--state-key",
+            key,
+        ])
+    };
+    let a = replica("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=");
+    let mut b = replica("QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=");
+
+    // The state A sealed reaches B's /callback: refused, and B says why at INFO.
+    let mut authorize = url::Url::parse(&format!("{}/authorize", a.base)).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "alexa")
+        .append_pair("state", "alexa-state")
+        .append_pair("redirect_uri", ALEXA);
+    let to_upstream = get(authorize.as_str()).await;
+    assert_eq!(to_upstream.status, 302);
+    let upstream = url::Url::parse(to_upstream.header("location").unwrap()).unwrap();
+    let state = query(&upstream, "state");
+    let callback = |base: &str| {
+        let mut url = url::Url::parse(&format!("{base}/callback")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("code", CODE)
+            .append_pair("state", &state);
+        url.to_string()
+    };
+    let refused = get(&callback(&b.base)).await;
+    assert_eq!(refused.status, 400);
+    let line = b.wait_for("state at /callback refused");
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(
+        line.contains(r#"verdict="tampered_or_wrong_key""#),
+        "{line}"
+    );
+    assert!(
+        line.contains("sealed with another key: replicas must share --state-key (BRIDGE_STATE_KEY), or the bridge restarted without --state-key"),
+        "{line}"
+    );
+
+    // A's callback hands Alexa a sealed code; redeemed at B's /token, it is refused the same way.
+    let to_alexa = get(&callback(&a.base)).await;
+    assert_eq!(to_alexa.status, 302);
+    let sealed_code = query(
+        &url::Url::parse(to_alexa.header("location").unwrap()).unwrap(),
+        "code",
+    );
+    let token = support::post(
+        &format!("{}/token", b.base),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", &sealed_code)
+            .append_pair("redirect_uri", ALEXA)
+            .append_pair("client_id", "alexa")
+            .append_pair("client_secret", SECRET)
+            .finish(),
+    )
+    .await;
+    assert_eq!(token.status, 400);
+    assert_eq!(token.oauth_error(), "invalid_grant");
+    let line = b.wait_for("sealed code at /token refused");
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(
+        line.contains(r#"verdict="tampered_or_wrong_key""#),
+        "{line}"
+    );
+    assert!(
+        line.contains("replicas must share --state-key (BRIDGE_STATE_KEY)"),
+        "{line}"
+    );
+    b.wait_for("token exchange");
+
+    // A replayed state is named as such at its replica.
+    let mut a = a;
+    let again = get(&callback(&a.base)).await;
+    assert_eq!(again.status, 400);
+    let line = a.wait_for("state at /callback refused");
+    assert!(line.contains("refused: already used"), "{line}");
+    assert!(line.contains(r#"verdict="replayed""#), "{line}");
+
+    let log = format!("{}\n{}", a.log.join("\n"), b.log.join("\n"));
+    assert_no_sentinel(&log);
+    assert!(!log.contains(&state), "the sealed state was logged");
+    assert!(
+        !log.contains(&sealed_code[5..]),
+        "the sealed code was logged"
+    );
+}
+
+// ---- bridge doctor: the verdict agrees with the lists ----
+
+/// Runs `bridge doctor` with `args`, as a table and as JSON: (exit code, table, JSON report).
+async fn doctor_binary(args: &[&str]) -> (Option<i32>, String, serde_json::Value) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let run = move |json: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"));
+        command
+            .arg("doctor")
+            .args(&args)
+            .args(["--client-secret", SECRET])
+            .env_remove("BRIDGE_UPSTREAM_TOKEN_URL")
+            .env_remove("BRIDGE_UPSTREAM_AUTHORIZE_URL")
+            .env_remove("BRIDGE_PROVIDER");
+        if json {
+            command.arg("--json");
+        }
+        command
+    };
+    let (table, json) = tokio::task::spawn_blocking(move || {
+        (run(false).output().unwrap(), run(true).output().unwrap())
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(table.stdout).unwrap();
+    assert_no_sentinel(&stdout);
+    assert_no_sentinel(&String::from_utf8_lossy(&table.stderr));
+    assert_eq!(table.status.code(), json.status.code(), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json.stderr)));
+    assert_no_sentinel(&report.to_string());
+    (table.status.code(), stdout, report)
+}
+
+fn verdict_line(table: &str) -> &str {
+    table
+        .lines()
+        .find(|l| l.starts_with("verdict: "))
+        .unwrap_or_else(|| panic!("no verdict in:\n{table}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_says_nothing_of_tls_or_a_preset_for_a_host_it_could_not_reach() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    // A Salesforce-looking https URL: the host name and path alone suggest nothing.
+    for url in [
+        format!("https://{addr}/services/oauth2/token"),
+        format!("http://{addr}/services/oauth2/token"),
+    ] {
+        let (code, table, report) = doctor_binary(&["--upstream-token-url", &url]).await;
+        assert_eq!(code, Some(1), "{table}");
+        for row in [
+            "TLS",
+            "suggested provider",
+            "credentials",
+            "Accept:",
+            "latency",
+        ] {
+            assert!(
+                !table.lines().any(|l| l.starts_with(row)),
+                "{row} for an unreachable host:\n{table}"
+            );
+        }
+        assert!(
+            !table.contains("nothing found that would break Alexa"),
+            "{table}"
+        );
+        let verdict = verdict_line(&table);
+        assert!(
+            verdict.starts_with("verdict: UNREACHABLE: the upstream did not answer"),
+            "{verdict}"
+        );
+        assert!(!verdict.contains("usable"), "{verdict}");
+        assert_eq!(report["reached"], false);
+        assert_eq!(report["verdict"], "unreachable");
+        assert_eq!(report["tls"], "unknown");
+        assert_eq!(report["suggested_provider"], "unknown");
+        assert_eq!(report["problems"], serde_json::json!([]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_the_fix_instead_of_usable_when_the_answers_would_break_alexa() {
+    // GitHub-like: errors in a 200, forms unless JSON is asked for.
+    let upstream = MockUpstream::start(|seen: &Seen| {
+        if seen.header("accept") == Some("application/json") {
+            Answer::json(200, r#"{"error":"bad_verification_code"}"#)
+        } else {
+            Answer {
+                status: 200,
+                content_type: "application/x-www-form-urlencoded",
+                body: "error=bad_verification_code".into(),
+            }
+        }
+    })
+    .await;
+    let url = format!("http://{}/login/oauth/access_token", upstream.addr);
+    // Configured as Salesforce (the default): every exchange would break.
+    let (code, table, report) = doctor_binary(&["--upstream-token-url", &url]).await;
+    assert_eq!(code, Some(1), "{table}");
+    assert!(table.contains("would break Alexa:"), "{table}");
+    assert!(
+        table.contains("to fix:\n  - use --provider github"),
+        "{table}"
+    );
+    let verdict = verdict_line(&table);
+    assert!(!verdict.contains("usable"), "{verdict}");
+    assert!(verdict.starts_with("verdict: NOT READY"), "{verdict}");
+    assert!(verdict.contains("use --provider github"), "{verdict}");
+    assert_eq!(report["verdict"], "fix_first");
+    assert_eq!(report["ready"], false);
+    assert_eq!(report["usable"], true);
+    assert_eq!(
+        report["fixes"],
+        serde_json::json!(["use --provider github"])
+    );
+
+    // With the fix applied, the same upstream is clean.
+    let (code, table, report) =
+        doctor_binary(&["--upstream-token-url", &url, "--provider", "github"]).await;
+    assert_eq!(code, Some(0), "{table}");
+    assert_eq!(verdict_line(&table), "verdict: usable");
+    assert!(!table.contains("would break Alexa:"), "{table}");
+    assert!(
+        table.contains("nothing found that would break Alexa"),
+        "{table}"
+    );
+    assert_eq!(report["verdict"], "usable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_demo_probes_the_embedded_demo_upstream_in_one_command() {
+    let (code, table, report) = doctor_binary(&["--demo"]).await;
+    assert_eq!(code, Some(0), "{table}");
+    assert_eq!(verdict_line(&table), "verdict: usable", "{table}");
+    assert!(
+        table.contains("nothing found that would break Alexa"),
+        "{table}"
+    );
+    assert_eq!(report["verdict"], "usable");
+    assert_eq!(report["suggested_provider"], "salesforce");
+    assert_eq!(report["credentials"], "body");
+    assert_eq!(report["problems"], serde_json::json!([]));
+    // The demo refused the probe code as Salesforce does, and its authorization URL answered.
+    assert_eq!(report["probes"][0]["error"], "invalid_grant");
+    assert_eq!(report["authorize"], "HTTP 400 (answers)");
+    let probed = report["token_url"].as_str().unwrap();
+    assert!(probed.starts_with("http://127.0.0.1:"), "{probed}");
+    assert!(probed.ends_with("/services/oauth2/token"), "{probed}");
 }
