@@ -181,7 +181,9 @@ impl Report {
             for fix in &self.fixes {
                 let _ = writeln!(out, "  - {fix}");
             }
-        } else if self.reached {
+        } else if self.verdict == Verdict::Usable {
+            // Only a usable upstream gets the all-clear: for an unusable one the verdict below
+            // says what is wrong, and "nothing would break Alexa" above it would contradict it.
             let _ = writeln!(out, "\nnothing found that would break Alexa");
         }
         let why = self.unusable_because.as_deref().unwrap_or("");

@@ -836,6 +836,11 @@ async fn doctor_binary_fails_on_an_html_500_upstream_and_never_prints_the_secret
     assert_eq!(table.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("verdict: UNUSABLE"), "{stdout}");
     assert!(stdout.contains("HTML"), "{stdout}");
+    // No all-clear above a verdict that says the upstream cannot be used.
+    assert!(
+        !stdout.contains("nothing found that would break Alexa"),
+        "{stdout}"
+    );
     assert_no_sentinel(&stdout);
     assert_no_sentinel(&String::from_utf8_lossy(&table.stderr));
 
