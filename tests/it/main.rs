@@ -12,6 +12,7 @@ mod never_panic;
 mod providers;
 mod proxy_example;
 mod skill;
+mod skill_verify;
 mod token_exchange;
 mod tonic;
 mod upstream_faults;
