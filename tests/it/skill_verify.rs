@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use account_link_bridge::skill::verify::{
     AlexaRequestVerifier, CertificateFetcher, FetchError, FetchFuture, HttpCertificateFetcher,
-    VerifiedAlexaRequest, VerifyAlexaRequestLayer,
+    Rule, VerifiedAlexaRequest, VerifyAlexaRequestLayer,
 };
 use axum::{body::Bytes, routing::post, Extension, Json, Router};
 use http::Uri;
@@ -448,6 +448,50 @@ async fn the_validated_certificate_is_cached_by_normalized_url_and_a_failed_fetc
         assert_refused(&reply, "certificate_chain", "untrusted");
     }
     assert_eq!(skill.fetches("/echo.api/untrusted.pem"), 2);
+}
+
+#[tokio::test]
+async fn a_chain_host_that_fails_or_cannot_be_reached_is_a_fault_of_the_path_but_a_404_is_not() {
+    let pki = AlexaSigningPki::new();
+    let s3 = start_s3(&pki).await;
+    // A port nothing listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let body = launch_request(SKILL_ID, 0);
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "signature-256",
+        AlexaSigningPki::sign(body.as_bytes()).parse().unwrap(),
+    );
+    for (addr, path, unavailable) in [
+        (s3.addr, "/echo.api/unavailable.pem", true),
+        (closed, "/echo.api/echo-api-cert.pem", true),
+        (s3.addr, "/echo.api/missing.pem", false),
+    ] {
+        let verifier = AlexaRequestVerifier::new()
+            .root_certificates_pem(pki.root_pem.as_bytes())
+            .unwrap()
+            .fetcher(LoopbackS3 {
+                addr,
+                http: HttpCertificateFetcher::new(),
+            });
+        let url = format!("https://s3.amazonaws.com{path}");
+        headers.insert("signaturecertchainurl", url.parse().unwrap());
+
+        let refusal = verifier
+            .verify(&headers, body.as_bytes())
+            .await
+            .expect_err(path);
+
+        assert_eq!(refusal.rule(), Rule::CertificateFetch, "{addr}{path}");
+        assert_eq!(
+            refusal.is_unavailable(),
+            unavailable,
+            "{addr}{path}: {refusal}"
+        );
+    }
 }
 
 #[cfg(feature = "axum")]
