@@ -494,6 +494,78 @@ async fn a_chain_host_that_fails_or_cannot_be_reached_is_a_fault_of_the_path_but
     }
 }
 
+/// Log lines written on this thread (a current-thread test runtime runs the servers here too).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_is_logged_at_info_with_its_rule_and_a_chain_host_fault_at_warn() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let pki = AlexaSigningPki::new();
+    let skill = Skill::start(&pki).await;
+    let call = Call::valid();
+
+    let reply = call
+        .clone()
+        .chain_url("https://notamazon.com/echo.api/echo-api-cert.pem")
+        .send(&skill, "/skill")
+        .await;
+    assert_refused(&reply, "cert_chain_url_host", "another host");
+    let first = logs.take();
+    assert!(first.contains("INFO"), "{first}");
+    assert!(first.contains("rule=\"cert_chain_url_host\""), "{first}");
+
+    let reply = call
+        .clone()
+        .chain_url("https://s3.amazonaws.com/echo.api/unavailable.pem")
+        .send(&skill, "/skill")
+        .await;
+    assert_refused(&reply, "certificate_fetch", "503");
+    let second = logs.take();
+    assert!(second.contains("WARN"), "{second}");
+    assert!(second.contains("rule=\"certificate_fetch\""), "{second}");
+    assert!(second.contains("503"), "the cause is logged: {second}");
+
+    // Neither the log nor the answer carries the token or the signature.
+    let answer = String::from_utf8_lossy(&reply.body).into_owned();
+    for secret in ["AR8AQ", call.signature.as_deref().unwrap()] {
+        for text in [&first, &second, &answer] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+}
+
 #[cfg(feature = "axum")]
 #[tokio::test]
 async fn linked_account_behind_the_layer_reads_the_verified_envelope() {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, SignatureVerificationAlgorithm, TrustAnchor, UnixTime};
-use webpki::{EndEntityCert, KeyUsage};
+use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
 
 use super::{Refusal, Rule};
 
@@ -28,6 +28,17 @@ static CHAIN_ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
     webpki::ring::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
     webpki::ring::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
 ];
+
+/// Accepts any extended key usage that is well-formed. Amazon's rules name no purpose for the
+/// signing certificate (nor do the ASK SDKs' PKIX checks), so requiring one (webpki's
+/// `server_auth`) could refuse Alexa's genuine requests the day Amazon's certificate changes.
+struct AnyKeyPurpose;
+
+impl ExtendedKeyUsageValidator for AnyKeyPurpose {
+    fn validate(&self, purposes: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        purposes.map(|purpose| purpose.map(drop)).collect()
+    }
+}
 
 /// A signing certificate whose chain was validated, and until when that holds.
 #[derive(Debug)]
@@ -69,7 +80,7 @@ impl SigningCertificate {
                 anchors,
                 intermediates,
                 now,
-                KeyUsage::server_auth(),
+                AnyKeyPurpose,
                 None,
                 None,
             )
