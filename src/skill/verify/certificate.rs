@@ -35,8 +35,8 @@ static CHAIN_ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
 struct AnyKeyPurpose;
 
 impl ExtendedKeyUsageValidator for AnyKeyPurpose {
-    fn validate(&self, purposes: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
-        purposes.map(|purpose| purpose.map(drop)).collect()
+    fn validate(&self, mut purposes: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        purposes.try_for_each(|purpose| purpose.map(drop))
     }
 }
 
