@@ -53,9 +53,10 @@
 //! }
 //!
 //! let verifier = AlexaRequestVerifier::new().skill_ids(["amzn1.ask.skill.0000"]);
+//! // On the skill's route only: the bridge's `/token` is called by Alexa's account linking,
+//! // which does not sign its requests.
 //! let app: Router = Router::new()
-//!     .route("/skill", post(skill))
-//!     .layer(VerifyAlexaRequestLayer::new(verifier));
+//!     .route("/skill", post(skill).layer(VerifyAlexaRequestLayer::new(verifier)));
 //! ```
 //!
 //! With the `axum` feature, a handler behind the layer takes
