@@ -87,6 +87,7 @@
 //! | `client` | yes | [`upstream`]: the upstream client service (hyper-util pooled client, rustls, pinned URL, timeout, transport failures as RFC 6749 JSON) |
 //! | `metrics` | no | counters and a histogram of exchanges, refusals, upstream latency and errors, and authorize verdicts through the [`metrics`](https://docs.rs/metrics) facade ([`diagnostics`]) |
 //! | `axum` | no | `skill::LinkedAccount`: an axum extractor that unpacks the linked account from an Alexa request, or answers the link-account card / smart home `ErrorResponse` |
+//! | `verify` | no | `skill::verify`: a layer that verifies each request to a web-service skill comes from Alexa (certificate chain URL rules, the chain checked with `rustls-webpki`, `Signature-256` over the body, the 150 s timestamp, the skill id), as Amazon's certification requires; pulls in `client` |
 //! | `redis` | no | `refresh::RedisStore`: refresh records in Redis (Valkey, ElastiCache, any Redis-protocol service), shared by replicas and Lambda instances |
 //! | `lambda` | no | `lambda::LambdaService`: serves the bridge (or any service on `http::Request<FullBody>`) as an AWS Lambda function through `lambda_http`, behind API Gateway, a Function URL or an ALB |
 

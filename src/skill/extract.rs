@@ -15,7 +15,9 @@ use crate::{pack::PackFormat, PackedToken};
 
 /// An axum extractor: the Alexa request in the body, and the linked account's token unpacked.
 ///
-/// It reads the body as an [`AlexaRequest`] and unpacks its token with the [`PackFormat`] found
+/// It reads the body as an [`AlexaRequest`] (or, behind
+/// [`VerifyAlexaRequestLayer`](crate::skill::verify::VerifyAlexaRequestLayer), takes the one the
+/// layer parsed from the verified body) and unpacks its token with the [`PackFormat`] found
 /// in the request extensions (add one with `axum::Extension(format)` as a layer), else
 /// [`PackFormat::salesforce`], which also reads tokens that were not packed. When the request
 /// carries no token it rejects with [`AlexaRequest::not_linked_response`] and HTTP 200, as
@@ -68,16 +70,21 @@ where
 {
     type Rejection = LinkedAccountRejection;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(mut request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let format = request
             .extensions()
             .get::<PackFormat>()
             .cloned()
             .unwrap_or_else(PackFormat::salesforce);
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(LinkedAccountRejection::Body)?;
-        let request = AlexaRequest::from_slice(&body).map_err(LinkedAccountRejection::Envelope)?;
+        let request = match verified_envelope(&mut request) {
+            Some(envelope) => envelope,
+            None => {
+                let body = Bytes::from_request(request, state)
+                    .await
+                    .map_err(LinkedAccountRejection::Body)?;
+                AlexaRequest::from_slice(&body).map_err(LinkedAccountRejection::Envelope)?
+            }
+        };
         match request.linked_account_with(&format) {
             Ok(token) => Ok(LinkedAccount { token, request }),
             Err(reason) => Err(LinkedAccountRejection::NotLinked {
@@ -86,6 +93,21 @@ where
             }),
         }
     }
+}
+
+/// The envelope [`VerifyAlexaRequestLayer`](crate::skill::verify::VerifyAlexaRequestLayer)
+/// already parsed from the verified body, so that it is not parsed twice.
+#[cfg(feature = "verify")]
+fn verified_envelope(request: &mut Request) -> Option<AlexaRequest> {
+    use crate::skill::verify::VerifiedAlexaRequest;
+    // The extractor consumes the request, so taking the record out costs no one anything.
+    let verified = request.extensions_mut().remove::<VerifiedAlexaRequest>()?;
+    Some(verified.into_envelope())
+}
+
+#[cfg(not(feature = "verify"))]
+fn verified_envelope(_request: &mut Request) -> Option<AlexaRequest> {
+    None
 }
 
 /// Why [`LinkedAccount`] rejected a request; each variant is also the response to send.

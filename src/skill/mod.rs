@@ -37,10 +37,16 @@
 //! ```
 //!
 //! With the `axum` feature, `LinkedAccount` does all of this as an axum extractor.
+//!
+//! A skill served as a web service (not from Lambda) must also verify that each request comes
+//! from Alexa; with the `verify` feature, [`verify::VerifyAlexaRequestLayer`] does that in
+//! front of the skill's route (and `LinkedAccount` behind it reuses the envelope it parsed).
 
 #[cfg(feature = "axum")]
 mod extract;
 mod response;
+#[cfg(feature = "verify")]
+pub mod verify;
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -398,6 +398,121 @@ impl TestPki {
     }
 }
 
+/// A PKI shaped like the one Alexa signs skill requests with: a root, an intermediate, and
+/// signing certificates for `echo-api.amazon.com` with an RSA key (Alexa's `Signature-256` is
+/// RSA PKCS#1 v1.5 with SHA-256).
+pub struct AlexaSigningPki {
+    /// The root, to trust (`AlexaRequestVerifier::root_certificates_pem`).
+    pub root_pem: String,
+    intermediate: rcgen::Certificate,
+    intermediate_key: rcgen::KeyPair,
+}
+
+/// The signing key of every `AlexaSigningPki` signing certificate. A fixed test key, trusted by
+/// nothing outside these tests: ring, rcgen's backend here, cannot generate RSA keys.
+const ALEXA_SIGNING_TEST_KEY_PEM: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCM7ZeUm5Xc+3VQ\n\
+2C0wPKFK5Lv9vIy16uX1zbs2UQtN4KHovVLS6VviK/8XpiU4ktrblFrQdILEuUyL\n\
+D2fkvKzKdGmVTKwo9v/4Qvw96RyWAoDIv1rkJ8bbEFZsG9Xm0Xsn7+KrK5mWmElu\n\
+srT0Pb7sBFSr4r024IkOfRhWQ7MjX89/A+DkcMP1UM6/NVdrRbcEjZFAJiUoz5os\n\
+qaxvtGqtsUA79/Eoha2ePZxr8jBkXxw4TSyLE1cjynUcmeRePe+FyHNHRGtwQGmz\n\
+3lIQp1kSun0cmQ8TdVxBOcHU3qOSVwN24x3R19eQSGbPDMJiwDr1b27cSMBRVXd+\n\
+2hc17tOPAgMBAAECggEADxFMFqB36nOcPHOQiUrCN/6yttNU/BJMWfaQIKOToNT2\n\
+mqq7Uz+OCmWH1aB29FCHQ9jdyNHcNWpWa7vO8N7XXqIJs+PJuGuIPKP00i29V7CW\n\
+0l/bOO+jzEI360EiopYdI8z7IC/+MOLBXyuOO1rqsdNYtjP85QQmwzzOwFJmsc5h\n\
+A5LIkjvTmhkvgewyg9ntdnlrPBT1GdYng5sWPh7+NU1BSaGRhPn9XJwOT6p3ZBMP\n\
+Q32o1+qUVDorxXKrkXHCQjYEgr6iECdAtsJFj/4EmhdoerdsdVV8zxkizR9hyF2w\n\
+BVh5a5qYqsURoeREBhGwYID9Ps8BCueLao+hrym9aQKBgQDAFrR3c15DvrMSvwcR\n\
+SEhKpa4uqlVn//MopqIfQIgttk4pz5kn5FL0n/nMV1ifHprs0XMNFnuBmeitBtyx\n\
+bBLLCVzADxbY8MEaY7VCXqTxAGXHaNCQTXyuVllQj6bcjq07CQz8oaC9GQicjCAk\n\
+1oX+xQRa4gXOVbI/sNkA3AZGPQKBgQC70T7t6qVXL/l85qdVqYgihNYwXjPHQDKU\n\
+da0rciH1tmk9jm0Q2tl0nVKTZ/sKXa4ka9LXGGZuFC9PBa8h6qFhWrBb+5kQn9Gz\n\
+axZOoqS+8pTq0cgo9jMOkUI2qLIZhPFp6X0s/HsxzFk9fnF+9LD1DHRd99dRoniR\n\
+7rODx9zpuwKBgDpq7UlimalqppUt6V1VKT8icf2ZKc4uJeoX+zgb7Q5R4iWPEBn0\n\
+s1HYESUW70m9Cgq5jA7P5pG8l+l/K8D9iB2dZEq4jA8/8MowxqA/nlP49fsWIk+w\n\
+cRmoAxOgDHQJJB/PGdb+5J59rYPGjcQGRcv8aN2m3XMp1sLN6sD7KSFVAoGBAIzX\n\
+P6J32B8Gecdgy9Df/ZctF9VTfu6GxKcxi3dN8gtpC4g+mqkOBA1/wCGL0uQWFfV3\n\
+6baktIMNneBbOdZsNTJlKGUByel+f2lU/3heXL5X+LYSNFALN4RQB2Anps6eM86h\n\
+ad3nQ5a3T6BehkuWwHAyM70Xkp7EADgm0PUcVhvrAoGAfxGrFQAtA3i6bHP+yEGg\n\
+f/VJpTdjU/RC+R7zIKCQIvoLQFWzDUGDgTuXX7HTTLiDo8w1Gt6BNU6qYVeQg5+q\n\
+8LSoeMFgp676W/L8Gkxxsj04BB/5/l4akixrJTTKeDFQiIM3lj6wtOu93YtQWvmf\n\
+R1uZJcoJ7qy2smHwZ8p2ZAs=\n\
+-----END PRIVATE KEY-----\n\
+";
+
+impl Default for AlexaSigningPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AlexaSigningPki {
+    /// A fresh root and intermediate (ECDSA, as quick to make as rcgen allows).
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let root_key = KeyPair::generate().unwrap();
+        let mut root_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        root_params
+            .distinguished_name
+            .push(DnType::CommonName, "Test Alexa Root");
+        let root = root_params.self_signed(&root_key).unwrap();
+        let intermediate_key = KeyPair::generate().unwrap();
+        let mut intermediate_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        intermediate_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        intermediate_params
+            .distinguished_name
+            .push(DnType::CommonName, "Test Alexa Intermediate");
+        let intermediate = intermediate_params
+            .signed_by(&intermediate_key, &root, &root_key)
+            .unwrap();
+        AlexaSigningPki {
+            root_pem: root.pem(),
+            intermediate,
+            intermediate_key,
+        }
+    }
+
+    /// The chain a `SignatureCertChainUrl` serves: a valid signing certificate for
+    /// `echo-api.amazon.com`, then the intermediate.
+    pub fn chain_pem(&self) -> String {
+        self.chain_pem_with(&["echo-api.amazon.com"], false)
+    }
+
+    /// The chain with a signing certificate for these DNS names, expired (valid in 2020 only)
+    /// when `expired`, then the intermediate.
+    pub fn chain_pem_with(&self, names: &[&str], expired: bool) -> String {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::from_pem(ALEXA_SIGNING_TEST_KEY_PEM).unwrap();
+        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let signing = params
+            .signed_by(&key, &self.intermediate, &self.intermediate_key)
+            .unwrap();
+        format!("{}{}", signing.pem(), self.intermediate.pem())
+    }
+
+    /// The `Signature-256` header for `body`: base64 of its RSA PKCS#1 v1.5 SHA-256 signature
+    /// with the signing key.
+    pub fn sign(body: &[u8]) -> String {
+        use base64::Engine as _;
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::PrivateKeyDer;
+        let key = PrivateKeyDer::from_pem_slice(ALEXA_SIGNING_TEST_KEY_PEM.as_bytes()).unwrap();
+        let key = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+        let signer = key
+            .choose_scheme(&[rustls::SignatureScheme::RSA_PKCS1_SHA256])
+            .expect("an RSA key signs RSA_PKCS1_SHA256");
+        base64::engine::general_purpose::STANDARD.encode(signer.sign(body).unwrap())
+    }
+}
+
 /// Serves a hyper service function over TLS on a free loopback port.
 pub async fn serve_tls<F, Fut, B>(handler: F, config: rustls::ServerConfig) -> SocketAddr
 where

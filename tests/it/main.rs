@@ -13,6 +13,7 @@ mod other_languages;
 mod providers;
 mod proxy_example;
 mod skill;
+mod skill_verify;
 mod token_exchange;
 mod tonic;
 mod upstream_faults;
