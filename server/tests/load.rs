@@ -21,7 +21,7 @@ use account_link_bridge_server::Bridge;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use support::MockUpstream;
+use support::FakeUpstream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -85,7 +85,7 @@ impl Drop for BridgeProcess {
 async fn load_every_exchange_is_answered_correctly_and_memory_stays_flat() {
     let exchanges = env_or("LOAD_EXCHANGES", 2_000);
     let connections = env_or("LOAD_CONNECTIONS", 32);
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&["--upstream-token-url", &upstream.token_url()]);
 
     let issued = Arc::new(AtomicUsize::new(0));
@@ -196,7 +196,7 @@ async fn check(response: Response<hyper::body::Incoming>) -> Result<(), String> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_do_not_stop_the_bridge_from_serving_others_and_are_cut_off() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -335,7 +335,7 @@ async fn closed_within<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, within: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_dripping_a_byte_at_a_time_hold_no_exchange_slot_and_are_cut_off() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -388,7 +388,7 @@ async fn bodies_dripping_a_byte_at_a_time_hold_no_exchange_slot_and_are_cut_off(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h2c_stream_flood_of_bodiless_token_requests_does_not_stop_a_genuine_exchange() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -446,7 +446,7 @@ async fn an_h2c_stream_flood_of_bodiless_token_requests_does_not_stop_a_genuine_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_send_nothing_or_half_a_preface_are_closed_in_time() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -477,7 +477,7 @@ async fn connections_that_send_nothing_or_half_a_preface_are_closed_in_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_in_time_under_tls_too() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let pki = support::TestPki::new();
     let (cert, key) = pki.write_leaf();
     let bridge = BridgeProcess::start(&[
@@ -525,7 +525,7 @@ async fn idle_connections_are_closed_in_time_under_tls_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_connections_idle_after_an_answer_are_closed_for_http1_and_http2() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -570,7 +570,7 @@ async fn keep_alive_connections_idle_after_an_answer_are_closed_for_http1_and_ht
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_are_closed_at_accept_and_the_slot_comes_back() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -601,7 +601,7 @@ async fn connections_past_the_cap_are_closed_at_accept_and_the_slot_comes_back()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_writes_4_mib_before_it_reads_gets_the_413_json() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&["--upstream-token-url", &upstream.token_url()]);
 
     let addr = bridge.addr.clone();
@@ -755,7 +755,7 @@ async fn implicit_callback_exchanges_count_against_the_same_limit_as_the_token_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_is_closed_gracefully_after_its_last_allowed_request() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),

@@ -7,11 +7,11 @@ use testkit as support;
 #[path = "../../examples/axum.rs"]
 mod example;
 
-use support::{post, MockUpstream};
+use support::{post, FakeUpstream};
 
 #[tokio::test]
 async fn the_skill_route_unpacks_what_the_token_route_packed() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let addr = support::serve_axum(example::app(&upstream.token_url())).await;
 
     let token = post(
@@ -53,7 +53,7 @@ async fn the_skill_route_unpacks_what_the_token_route_packed() {
 
 #[tokio::test]
 async fn an_unlinked_user_gets_the_link_account_card() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let addr = support::serve_axum(example::app(&upstream.token_url())).await;
     let envelope = serde_json::json!({
         "version": "1.0",

@@ -12,7 +12,7 @@ use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::{post, MockUpstream, TestPki};
+use support::{post, FakeUpstream, TestPki};
 
 const EXCHANGE: &str =
     "grant_type=authorization_code&code=c0de&client_id=alexa&client_secret=s3cret";
@@ -127,7 +127,7 @@ async fn an_upstream_that_stalls_mid_body_is_also_bounded_by_the_timeout() {
 
 #[tokio::test]
 async fn routes_answer_health_404_and_405_as_json() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let base = support::serve_service(Bridge::new(
         Provider::salesforce(),
         Upstream::new(upstream.token_url().parse().unwrap()),
