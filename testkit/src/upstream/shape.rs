@@ -262,7 +262,7 @@ impl Shape {
 }
 
 /// expires_in and the refresh token, where the issue has them.
-fn push_lifetime<'a>(fields: &mut Vec<(&'a str, Value)>, look: &Look, issue: &Issue) {
+fn push_lifetime(fields: &mut Vec<(&str, Value)>, look: &Look, issue: &Issue) {
     if let Some(secs) = look.expires_in {
         fields.push(("expires_in", secs.into()));
     }
