@@ -254,19 +254,12 @@ async fn slow_clients_do_not_stop_the_bridge_from_serving_others_and_are_cut_off
 
 #[tokio::test]
 async fn overload_is_answered_503_json_at_once_not_queued() {
-    let upstream = support::serve(|_request: Request<hyper::body::Incoming>| async move {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        Response::builder()
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(
-                br#"{"access_token":"t","instance_url":"https://x"}"#,
-            )))
-            .unwrap()
-    })
-    .await;
+    let upstream = FakeUpstream::salesforce()
+        .delay(Duration::from_millis(400))
+        .await;
     let bridge = Bridge::new(
         Provider::salesforce(),
-        Upstream::new(format!("http://{upstream}/token").parse().unwrap()).max_concurrent_calls(4),
+        Upstream::new(upstream.token_url().parse().unwrap()).max_concurrent_calls(4),
     );
     let base = support::serve_service(bridge).await;
     let mut exchanges = Vec::new();
@@ -651,28 +644,15 @@ async fn implicit_callback_exchanges_count_against_the_same_limit_as_the_token_r
     use account_link_bridge::TokenExchangeLayer;
     use tower::Layer;
 
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counted = calls.clone();
-    let upstream = support::serve(move |_request: Request<hyper::body::Incoming>| {
-        counted.fetch_add(1, Ordering::SeqCst);
-        async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from_static(
-                    br#"{"access_token":"t","instance_url":"https://x.my.salesforce.com"}"#,
-                )))
-                .unwrap()
-        }
-    })
-    .await;
+    let upstream = FakeUpstream::salesforce()
+        .delay(Duration::from_millis(1500))
+        .await;
     // One upstream client, one call at a time, shared by /token and the implicit /callback.
-    let token_client =
-        Upstream::new(format!("http://{upstream}/token").parse().unwrap()).max_concurrent_calls(1);
+    let token_client = Upstream::new(upstream.token_url().parse().unwrap()).max_concurrent_calls(1);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let authorize = AuthorizeRedirect::builder()
-        .upstream_authorize_url(format!("http://{upstream}/authorize"))
+        .upstream_authorize_url(upstream.authorize_url())
         .client_id("bridge-app")
         .client_secret("bridge-secret")
         .public_url(base.clone())
@@ -747,7 +727,7 @@ async fn implicit_callback_exchanges_count_against_the_same_limit_as_the_token_r
     );
     assert_eq!(token.await.unwrap().status, 200);
     assert_eq!(
-        calls.load(Ordering::SeqCst),
+        upstream.calls(),
         1,
         "the shed exchange reached the upstream"
     );

@@ -268,34 +268,6 @@ impl TestPki {
     }
 }
 
-/// Serves a hyper service function over TLS on a free loopback port.
-pub async fn serve_tls<F, Fut, B>(handler: F, config: rustls::ServerConfig) -> SocketAddr
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<B>> + Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let handler = handler.clone();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(stream) = acceptor.accept(stream).await {
-                    serve_connection(stream, handler).await;
-                }
-            });
-        }
-    });
-    addr
-}
-
 /// The answer `FakeUpstream::salesforce()` gives a code exchange, as Alexa must read it through the
 /// Salesforce preset: `expires_in` injected, `instance_url` packed, the refresh token kept.
 pub fn assert_salesforce_token(answer: &serde_json::Value) {

@@ -178,6 +178,8 @@ pub enum Fault {
     BreakOff,
     /// Sends the head of a 200 with `Content-Length: 1000`, then the body one byte per 100 ms.
     Drip,
+    /// Sends the head of a 200 and the first bytes of the body, then nothing for 30 s.
+    StallMidBody,
     /// Streams a chunked JSON body that never ends.
     Endless,
 }
@@ -194,6 +196,7 @@ pub struct FakeUpstreamBuilder {
     fault: Option<Fault>,
     delay: Duration,
     hook: Option<Hook>,
+    tls: Option<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for FakeUpstreamBuilder {
@@ -219,6 +222,7 @@ impl FakeUpstreamBuilder {
             fault: None,
             delay: Duration::ZERO,
             hook: None,
+            tls: None,
         }
     }
 
@@ -330,10 +334,24 @@ impl FakeUpstreamBuilder {
         self
     }
 
+    /// Serves HTTPS with this configuration (e.g. [`TestPki::server_config`](crate::TestPki));
+    /// its URLs then name `localhost`, which the test PKI's certificate is for.
+    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Starts serving on a free loopback port.
     pub async fn start(self) -> FakeUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let base = match self.tls {
+            Some(_) => format!("https://localhost:{}", addr.port()),
+            None => format!("http://{addr}"),
+        };
+        let acceptor = self
+            .tls
+            .map(|config| tokio_rustls::TlsAcceptor::from(Arc::new(config)));
         let (access_base, refresh_base) = self.shape.token_bases(&self.look);
         let shared = Arc::new(Shared {
             grant: Mutex::new(Grant::new(self.rules, access_base, refresh_base)),
@@ -352,19 +370,35 @@ impl FakeUpstreamBuilder {
                     continue;
                 };
                 let shared = serving.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let shared = shared.clone();
-                        async move { shared.answer(request).await }
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve_connection(stream, shared).await;
+                            }
+                        }
+                        None => serve_connection(stream, shared).await,
+                    }
                 });
             }
         });
-        FakeUpstream { addr, shared }
+        FakeUpstream { addr, base, shared }
     }
+}
+
+/// Serves one connection (plain TCP or TLS), HTTP/1.1 or 2.
+async fn serve_connection<IO>(io: IO, shared: Arc<Shared>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let shared = shared.clone();
+        async move { shared.answer(request).await }
+    });
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 impl IntoFuture for FakeUpstreamBuilder {
@@ -381,6 +415,8 @@ impl IntoFuture for FakeUpstreamBuilder {
 pub struct FakeUpstream {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` when serving TLS.
+    base: String,
     shared: Arc<Shared>,
 }
 
@@ -433,12 +469,12 @@ impl FakeUpstream {
     /// The token endpoint's URL (the provider's path; any path but the authorize one answers
     /// as the token endpoint).
     pub fn token_url(&self) -> String {
-        format!("http://{}{}", self.addr, self.shared.shape.token_path())
+        format!("{}{}", self.base, self.shared.shape.token_path())
     }
 
     /// The authorize endpoint's URL.
     pub fn authorize_url(&self) -> String {
-        format!("http://{}{}", self.addr, self.shared.shape.authorize_path())
+        format!("{}{}", self.base, self.shared.shape.authorize_path())
     }
 
     /// Every request the token endpoint received, oldest first.
@@ -688,6 +724,17 @@ fn play(fault: &Fault, seen: &Seen) -> Result<Response<FakeBody>, std::io::Error
                 Some((Ok(Frame::data(Bytes::from_static(b" "))), sent + 1))
             });
             json_200(Some(1000), BodyExt::boxed(StreamBody::new(drip)))
+        }
+        Fault::StallMidBody => {
+            let stalled = futures_util::stream::unfold(false, |sent| async move {
+                if sent {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    return None;
+                }
+                let part = Bytes::from_static(b"{\"access_token\":");
+                Some((Ok(Frame::data(part)), true))
+            });
+            json_200(None, BodyExt::boxed(StreamBody::new(stalled)))
         }
         Fault::Endless => {
             let chunk = Bytes::from("[".repeat(8192));
