@@ -523,7 +523,7 @@ impl FakeUpstream {
 }
 
 /// The body type the fake answers with.
-type FakeBody = BoxBody<Bytes, std::io::Error>;
+pub(super) type FakeBody = BoxBody<Bytes, std::io::Error>;
 
 /// The running fake's configuration and state, shared by its connections.
 struct Shared {
@@ -621,7 +621,8 @@ impl Shared {
     }
 
     /// The authorize endpoint: back to `redirect_uri` with a new code and the state, or with
-    /// `access_denied` when the scope asked is `deny` (the user said no).
+    /// `access_denied` when the scope asked is `deny` (the user said no); without a usable
+    /// redirect_uri, the provider's own error page.
     fn authorize(&self, query: &str) -> Response<FakeBody> {
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .into_owned()
@@ -632,11 +633,10 @@ impl Shared {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
         };
-        let Some(redirect_uri) = get("redirect_uri") else {
-            return page(400, "redirect_uri is missing");
-        };
-        let Ok(mut back) = Url::parse(&redirect_uri) else {
-            return page(400, "redirect_uri is not a URL");
+        let Some((redirect_uri, mut back)) =
+            get("redirect_uri").and_then(|uri| Url::parse(&uri).ok().map(|back| (uri, back)))
+        else {
+            return self.shape.authorize_refusal();
         };
         let state = get("state").unwrap_or_default();
         if get("scope").as_deref() == Some("deny") {
@@ -663,13 +663,13 @@ impl Shared {
     }
 }
 
-fn full(body: impl Into<Bytes>) -> FakeBody {
+pub(super) fn full(body: impl Into<Bytes>) -> FakeBody {
     Full::new(body.into())
         .map_err(|never: Infallible| match never {})
         .boxed()
 }
 
-fn page(status: u16, text: &str) -> Response<FakeBody> {
+pub(super) fn page(status: u16, text: &str) -> Response<FakeBody> {
     Response::builder()
         .status(status)
         .header("content-type", "text/html; charset=utf-8")

@@ -3,8 +3,10 @@
 
 use serde_json::{json, Value};
 
+use http::Response;
+
 use super::grant::Issue;
-use super::{Answer, Refusal, Seen};
+use super::{full, page, Answer, FakeBody, Refusal, Seen};
 
 /// The provider a fake upstream behaves like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,24 @@ impl Shape {
             Shape::GitHub => "/login/oauth/authorize",
             Shape::Slack => "/oauth/v2/authorize",
             Shape::Generic => "/authorize",
+        }
+    }
+
+    /// The authorize endpoint's answer to a request without a usable redirect_uri: Salesforce
+    /// sends the browser to its error page, the others show one.
+    pub(super) fn authorize_refusal(self) -> Response<FakeBody> {
+        match self {
+            Shape::Salesforce => Response::builder()
+                .status(302)
+                .header(
+                    "location",
+                    "/setup/secur/RemoteAccessErrorPage.apexp?display=page&error=redirect_uri_missing",
+                )
+                .body(full(String::new()))
+                .unwrap(),
+            Shape::GitHub | Shape::Slack | Shape::Generic => {
+                page(400, "redirect_uri is missing or not a URL")
+            }
         }
     }
 
