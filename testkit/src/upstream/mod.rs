@@ -28,6 +28,7 @@
 //! formats and error words. Behaviour only one test needs is a hook,
 //! [`answer_with`](FakeUpstreamBuilder::answer_with), not a mode.
 
+mod fault;
 mod grant;
 mod shape;
 
@@ -41,13 +42,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use url::Url;
 
+pub use fault::Fault;
 use grant::{Grant, Rules};
 pub use shape::SLACK_BOT_TOKEN;
 use shape::{Look, Shape};
@@ -162,26 +164,6 @@ pub enum Refusal {
     RateLimited,
     /// The body is not a form.
     NotAForm,
-}
-
-/// A fault on the path to the upstream, played at the token endpoint after the request was read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// An HTML error page with this status, as an outage page or a proxy answers; it echoes the
-    /// request's code and client secret, as careless error pages do.
-    Html(u16),
-    /// The redirect a misconfigured proxy answers: this status, `Location` this URL.
-    Redirect(u16, String),
-    /// Closes the connection without an answer.
-    HangUp,
-    /// Sends the head of a 200 with `Content-Length: 500` and part of the body, then closes.
-    BreakOff,
-    /// Sends the head of a 200 with `Content-Length: 1000`, then the body one byte per 100 ms.
-    Drip,
-    /// Sends the head of a 200 and the first bytes of the body, then nothing for 30 s.
-    StallMidBody,
-    /// Streams a chunked JSON body that never ends.
-    Endless,
 }
 
 type Hook = Arc<dyn Fn(&Seen) -> Option<Answer> + Send + Sync>;
@@ -561,7 +543,7 @@ impl Shared {
         let delay = *self.delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         if let Some(fault) = &self.fault {
-            return play(fault, &seen);
+            return fault::play(fault, &seen);
         }
         let answer = match self.hook.as_ref().and_then(|hook| hook(&seen)) {
             Some(answer) => answer,
@@ -675,71 +657,4 @@ pub(super) fn page(status: u16, text: &str) -> Response<FakeBody> {
         .header("content-type", "text/html; charset=utf-8")
         .body(full(format!("<p>{text}</p>")))
         .unwrap()
-}
-
-/// Plays a fault: an answer, or an error that makes hyper close the connection.
-fn play(fault: &Fault, seen: &Seen) -> Result<Response<FakeBody>, std::io::Error> {
-    let json_200 = |length: Option<usize>, body: FakeBody| {
-        let mut response = Response::builder()
-            .status(200)
-            .header("content-type", "application/json");
-        if let Some(length) = length {
-            response = response.header("content-length", length);
-        }
-        Ok(response.body(body).unwrap())
-    };
-    match fault {
-        Fault::Html(status) => {
-            let code = seen.param("code").unwrap_or_default();
-            let secret = seen.param("client_secret").unwrap_or_default();
-            Ok(page(
-                *status,
-                &format!("Internal error for code {code} (client secret {secret})"),
-            ))
-        }
-        Fault::Redirect(status, location) => Ok(Response::builder()
-            .status(*status)
-            .header("location", location)
-            .body(full(String::new()))
-            .unwrap()),
-        Fault::HangUp => Err(std::io::Error::other("the fake upstream hangs up")),
-        Fault::BreakOff => {
-            // The pause lets hyper flush the head and the first bytes before the break.
-            let broken = futures_util::stream::unfold(false, |sent| async move {
-                if sent {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    return Some((Err(std::io::Error::other("the fake breaks off")), true));
-                }
-                let part = Bytes::from_static(b"{\"access_token\":\"abc");
-                Some((Ok(Frame::data(part)), true))
-            });
-            json_200(Some(500), BodyExt::boxed(StreamBody::new(broken)))
-        }
-        Fault::Drip => {
-            let drip = futures_util::stream::unfold(0, |sent| async move {
-                if sent == 1000 {
-                    return None;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                Some((Ok(Frame::data(Bytes::from_static(b" "))), sent + 1))
-            });
-            json_200(Some(1000), BodyExt::boxed(StreamBody::new(drip)))
-        }
-        Fault::StallMidBody => {
-            let stalled = futures_util::stream::unfold(false, |sent| async move {
-                if sent {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    return None;
-                }
-                let part = Bytes::from_static(b"{\"access_token\":");
-                Some((Ok(Frame::data(part)), true))
-            });
-            json_200(None, BodyExt::boxed(StreamBody::new(stalled)))
-        }
-        Fault::Endless => {
-            let chunk = Bytes::from("[".repeat(8192));
-            let endless = futures_util::stream::repeat_with(move || Ok(Frame::data(chunk.clone())));
-            json_200(None, BodyExt::boxed(StreamBody::new(endless)))
-        }
-    }
 }
