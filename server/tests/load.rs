@@ -21,7 +21,7 @@ use account_link_bridge_server::Bridge;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use support::MockUpstream;
+use support::FakeUpstream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -85,7 +85,7 @@ impl Drop for BridgeProcess {
 async fn load_every_exchange_is_answered_correctly_and_memory_stays_flat() {
     let exchanges = env_or("LOAD_EXCHANGES", 2_000);
     let connections = env_or("LOAD_CONNECTIONS", 32);
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&["--upstream-token-url", &upstream.token_url()]);
 
     let issued = Arc::new(AtomicUsize::new(0));
@@ -196,7 +196,7 @@ async fn check(response: Response<hyper::body::Incoming>) -> Result<(), String> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_do_not_stop_the_bridge_from_serving_others_and_are_cut_off() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -254,19 +254,12 @@ async fn slow_clients_do_not_stop_the_bridge_from_serving_others_and_are_cut_off
 
 #[tokio::test]
 async fn overload_is_answered_503_json_at_once_not_queued() {
-    let upstream = support::serve(|_request: Request<hyper::body::Incoming>| async move {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        Response::builder()
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(
-                br#"{"access_token":"t","instance_url":"https://x"}"#,
-            )))
-            .unwrap()
-    })
-    .await;
+    let upstream = FakeUpstream::salesforce()
+        .delay(Duration::from_millis(400))
+        .await;
     let bridge = Bridge::new(
         Provider::salesforce(),
-        Upstream::new(format!("http://{upstream}/token").parse().unwrap()).max_concurrent_calls(4),
+        Upstream::new(upstream.token_url().parse().unwrap()).max_concurrent_calls(4),
     );
     let base = support::serve_service(bridge).await;
     let mut exchanges = Vec::new();
@@ -335,7 +328,7 @@ async fn closed_within<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, within: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_dripping_a_byte_at_a_time_hold_no_exchange_slot_and_are_cut_off() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -388,7 +381,7 @@ async fn bodies_dripping_a_byte_at_a_time_hold_no_exchange_slot_and_are_cut_off(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h2c_stream_flood_of_bodiless_token_requests_does_not_stop_a_genuine_exchange() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -446,7 +439,7 @@ async fn an_h2c_stream_flood_of_bodiless_token_requests_does_not_stop_a_genuine_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_send_nothing_or_half_a_preface_are_closed_in_time() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -477,7 +470,7 @@ async fn connections_that_send_nothing_or_half_a_preface_are_closed_in_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_in_time_under_tls_too() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let pki = support::TestPki::new();
     let (cert, key) = pki.write_leaf();
     let bridge = BridgeProcess::start(&[
@@ -525,7 +518,7 @@ async fn idle_connections_are_closed_in_time_under_tls_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_connections_idle_after_an_answer_are_closed_for_http1_and_http2() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -570,7 +563,7 @@ async fn keep_alive_connections_idle_after_an_answer_are_closed_for_http1_and_ht
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_are_closed_at_accept_and_the_slot_comes_back() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),
@@ -601,7 +594,7 @@ async fn connections_past_the_cap_are_closed_at_accept_and_the_slot_comes_back()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_writes_4_mib_before_it_reads_gets_the_413_json() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&["--upstream-token-url", &upstream.token_url()]);
 
     let addr = bridge.addr.clone();
@@ -651,28 +644,15 @@ async fn implicit_callback_exchanges_count_against_the_same_limit_as_the_token_r
     use account_link_bridge::TokenExchangeLayer;
     use tower::Layer;
 
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counted = calls.clone();
-    let upstream = support::serve(move |_request: Request<hyper::body::Incoming>| {
-        counted.fetch_add(1, Ordering::SeqCst);
-        async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from_static(
-                    br#"{"access_token":"t","instance_url":"https://x.my.salesforce.com"}"#,
-                )))
-                .unwrap()
-        }
-    })
-    .await;
+    let upstream = FakeUpstream::salesforce()
+        .delay(Duration::from_millis(1500))
+        .await;
     // One upstream client, one call at a time, shared by /token and the implicit /callback.
-    let token_client =
-        Upstream::new(format!("http://{upstream}/token").parse().unwrap()).max_concurrent_calls(1);
+    let token_client = Upstream::new(upstream.token_url().parse().unwrap()).max_concurrent_calls(1);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let authorize = AuthorizeRedirect::builder()
-        .upstream_authorize_url(format!("http://{upstream}/authorize"))
+        .upstream_authorize_url(upstream.authorize_url())
         .client_id("bridge-app")
         .client_secret("bridge-secret")
         .public_url(base.clone())
@@ -747,7 +727,7 @@ async fn implicit_callback_exchanges_count_against_the_same_limit_as_the_token_r
     );
     assert_eq!(token.await.unwrap().status, 200);
     assert_eq!(
-        calls.load(Ordering::SeqCst),
+        upstream.calls(),
         1,
         "the shed exchange reached the upstream"
     );
@@ -755,7 +735,7 @@ async fn implicit_callback_exchanges_count_against_the_same_limit_as_the_token_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_is_closed_gracefully_after_its_last_allowed_request() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = BridgeProcess::start(&[
         "--upstream-token-url",
         &upstream.token_url(),

@@ -1,160 +1,26 @@
-//! Shared test support for the library and the server: a recording mock upstream, servers on
-//! loopback, a test PKI and a plain client.
+//! Shared test support for the library and the server: fake upstreams per provider
+//! ([`FakeUpstream`]), servers on loopback, a test PKI and a plain client.
 
 pub mod oidc;
+pub mod upstream;
+
+pub use upstream::{
+    Answer, FakeUpstream, FakeUpstreamBuilder, Fault, Refusal, Seen, EXPIRED_CODE, SLACK_BOT_TOKEN,
+};
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-
-/// What a mock upstream saw of one request.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    pub method: Method,
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Seen {
-    pub fn form(&self) -> Vec<(String, String)> {
-        serde_urlencoded::from_bytes(&self.body).expect("upstream received a valid form")
-    }
-
-    pub fn param(&self, name: &str) -> Option<String> {
-        self.form()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-}
-
-/// A canned upstream answer.
-#[derive(Clone, Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: String,
-}
-
-impl Answer {
-    pub fn json(status: u16, body: impl Into<String>) -> Self {
-        Answer {
-            status,
-            content_type: "application/json;charset=UTF-8",
-            body: body.into(),
-        }
-    }
-}
-
-/// A mock upstream that records every request and answers with a function of it.
-#[derive(Clone)]
-pub struct MockUpstream {
-    pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl MockUpstream {
-    pub async fn start<F>(answer: F) -> Self
-    where
-        F: Fn(&Seen) -> Answer + Send + Sync + 'static,
-    {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let answer = Arc::new(answer);
-        let recorded = seen.clone();
-        let addr = serve(move |request: Request<Incoming>| {
-            let recorded = recorded.clone();
-            let answer = answer.clone();
-            async move {
-                let (parts, body) = request.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let seen = Seen {
-                    method: parts.method,
-                    path: parts.uri.path().to_string(),
-                    headers: parts.headers,
-                    body,
-                };
-                let reply = answer(&seen);
-                recorded.lock().unwrap().push(seen);
-                Response::builder()
-                    .status(reply.status)
-                    .header("content-type", reply.content_type)
-                    .body(Full::new(Bytes::from(reply.body)))
-                    .unwrap()
-            }
-        })
-        .await;
-        MockUpstream { addr, seen }
-    }
-
-    /// A Salesforce-like upstream: no expires_in, instance_url, no refresh_token on refresh.
-    pub async fn salesforce() -> Self {
-        Self::start(salesforce_answer).await
-    }
-
-    pub fn token_url(&self) -> String {
-        format!("http://{}/services/oauth2/token", self.addr)
-    }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    pub fn last(&self) -> Seen {
-        self.seen()
-            .last()
-            .cloned()
-            .expect("the upstream saw a request")
-    }
-}
-
-pub fn salesforce_answer(seen: &Seen) -> Answer {
-    let form = match serde_urlencoded::from_bytes::<Vec<(String, String)>>(&seen.body) {
-        Ok(form) if seen.header("content-type") == Some("application/x-www-form-urlencoded") => {
-            form
-        }
-        _ => {
-            return Answer::json(
-                400,
-                r#"{"error":"invalid_request","error_description":"unsupported content type"}"#,
-            )
-        }
-    };
-    let get = |n: &str| form.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let common = r#""access_token":"00Dx0000000BV7z!AR8AQAxo9UfVkh8AlV0Gomt9Czx9","instance_url":"https://na1.salesforce.com","id":"https://login.salesforce.com/id/00Dx0000000BV7z/005x00000012Q9P","token_type":"Bearer","issued_at":"1278448101416","signature":"CMJ4l+CCaPQiKjoOEwEig9H4wqhpuLSk4J2urAe+fVg=""#;
-    match (get("grant_type").as_deref(), get("code").as_deref()) {
-        (Some("authorization_code"), Some("expired")) => Answer::json(
-            400,
-            r#"{"error":"invalid_grant","error_description":"authorization code expired"}"#,
-        ),
-        (Some("authorization_code"), Some(_)) => Answer::json(
-            200,
-            format!(
-                r#"{{{common},"refresh_token":"5Aep861TSESvWeug_xvFHRBTTbf_YrTWgEyjBJrbU1Q"}}"#
-            ),
-        ),
-        (Some("refresh_token"), _) => Answer::json(200, format!("{{{common}}}")),
-        _ => Answer::json(400, r#"{"error":"unsupported_grant_type"}"#),
-    }
-}
 
 /// Serves a hyper service function on a free loopback port.
 pub async fn serve<F, Fut, B>(handler: F) -> SocketAddr
@@ -513,35 +379,7 @@ impl AlexaSigningPki {
     }
 }
 
-/// Serves a hyper service function over TLS on a free loopback port.
-pub async fn serve_tls<F, Fut, B>(handler: F, config: rustls::ServerConfig) -> SocketAddr
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<B>> + Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let handler = handler.clone();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(stream) = acceptor.accept(stream).await {
-                    serve_connection(stream, handler).await;
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// The answer `salesforce_answer` gives a code exchange, as Alexa must read it through the
+/// The answer `FakeUpstream::salesforce()` gives a code exchange, as Alexa must read it through the
 /// Salesforce preset: `expires_in` injected, `instance_url` packed, the refresh token kept.
 pub fn assert_salesforce_token(answer: &serde_json::Value) {
     assert_eq!(answer["token_type"], "Bearer");

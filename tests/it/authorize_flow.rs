@@ -1,22 +1,18 @@
-//! The authorization middleman over real loopback HTTP: an in-test upstream authorization
-//! server (authorize and token endpoints, Salesforce-like answers), one or two bridges serving
-//! `/authorize`, `/callback` and `/token`, and a client that never follows redirects.
+//! The authorization middleman over real loopback HTTP: testkit's fake Salesforce (authorize and
+//! token endpoints), one or two bridges serving `/authorize`, `/callback` and `/token`, and a
+//! client that never follows redirects.
 
 use testkit as support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use account_link_bridge::authorize::AuthorizeRedirect;
 use account_link_bridge::state::{StateKey, StateSealer};
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{PackedToken, Provider, TokenExchangeLayer};
-use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -24,6 +20,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
+use support::FakeUpstream;
 use tower::Layer;
 use url::Url;
 
@@ -36,161 +33,20 @@ fn key(byte: u8) -> StateKey {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The in-test upstream authorization server.
+// The upstream authorization server: testkit's fake Salesforce, which redeems only the codes its
+// authorize endpoint issued, once, with their redirect_uri and PKCE verifier.
 
-/// What the upstream authorize endpoint saw for one code.
-#[derive(Clone, Debug)]
-struct Grant {
-    redirect_uri: String,
-    code_challenge: Option<String>,
-    code_challenge_method: Option<String>,
+fn upstream() -> support::FakeUpstreamBuilder {
+    FakeUpstream::salesforce().issued_codes_only()
 }
 
-#[derive(Clone, Default)]
-struct UpstreamState {
-    grants: Arc<Mutex<HashMap<String, Grant>>>,
-    token_requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
-    /// An upstream that ignores PKCE: issues and redeems codes without looking at it.
-    ignores_pkce: bool,
-    /// Codes this many characters longer than usual (some upstreams issue 1.5 KB codes).
-    code_padding: usize,
+async fn start_upstream() -> FakeUpstream {
+    upstream().await
 }
 
-async fn upstream_authorize(
-    State(state): State<UpstreamState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let redirect_uri = query["redirect_uri"].clone();
-    let mut back = Url::parse(&redirect_uri).unwrap();
-    if query.get("scope").map(String::as_str) == Some("deny") {
-        back.query_pairs_mut()
-            .append_pair("error", "access_denied")
-            .append_pair("error_description", "end-user denied \"authorization\"")
-            .append_pair("state", &query["state"]);
-        return found(&back);
-    }
-    let mut grants = state.grants.lock().unwrap();
-    let code = format!(
-        "aPrxUpstreamCode{}{}",
-        grants.len(),
-        "x".repeat(state.code_padding)
-    );
-    grants.insert(
-        code.clone(),
-        Grant {
-            redirect_uri,
-            code_challenge: query.get("code_challenge").cloned(),
-            code_challenge_method: query.get("code_challenge_method").cloned(),
-        },
-    );
-    back.query_pairs_mut()
-        .append_pair("code", &code)
-        .append_pair("state", &query["state"]);
-    found(&back)
-}
-
-/// A 302, as authorization servers answer (axum's `Redirect::to` is a 303).
-fn found(location: &Url) -> Response {
-    (
-        http::StatusCode::FOUND,
-        [(http::header::LOCATION, location.as_str().to_owned())],
-    )
-        .into_response()
-}
-
-fn token_error(description: &str) -> Response {
-    (
-        http::StatusCode::BAD_REQUEST,
-        Json(serde_json::json!({"error": "invalid_grant", "error_description": description})),
-    )
-        .into_response()
-}
-
-async fn upstream_token(
-    State(state): State<UpstreamState>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    state.token_requests.lock().unwrap().push(form.clone());
-    let Some(grant) = state.grants.lock().unwrap().remove(&form["code"]) else {
-        return token_error("authorization code expired");
-    };
-    if form.get("redirect_uri") != Some(&grant.redirect_uri) {
-        return token_error("redirect_uri mismatch");
-    }
-    if let Some(challenge) = grant
-        .code_challenge
-        .as_ref()
-        .filter(|_| !state.ignores_pkce)
-    {
-        let Some(verifier) = form.get("code_verifier") else {
-            return token_error("missing code_verifier");
-        };
-        let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        if grant.code_challenge_method.as_deref() != Some("S256") || &computed != challenge {
-            return token_error("code_verifier does not match");
-        }
-    }
-    Json(serde_json::json!({
-        "access_token": format!("00Dx0000000BV7z!AR8AQ.{}", form["code"]),
-        "refresh_token": "5Aep861-refresh",
-        "instance_url": "https://na1.salesforce.com",
-        "id": "https://login.salesforce.com/id/00Dx0000000BV7z/005x00000012Q9P",
-        "token_type": "Bearer",
-        "issued_at": "1278448832702",
-        "signature": "0CmxinZir53Yex7nE0TD+zMpvIWYGb/bdJh6XfOH6EQ=",
-    }))
-    .into_response()
-}
-
-struct UpstreamServer {
-    addr: SocketAddr,
-    state: UpstreamState,
-}
-
-impl UpstreamServer {
-    fn authorize_url(&self) -> String {
-        format!("http://{}/services/oauth2/authorize", self.addr)
-    }
-
-    fn token_url(&self) -> String {
-        format!("http://{}/services/oauth2/token", self.addr)
-    }
-
-    fn token_calls(&self) -> usize {
-        self.state.token_requests.lock().unwrap().len()
-    }
-
-    fn last_token_request(&self) -> HashMap<String, String> {
-        self.state
-            .token_requests
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("the upstream token endpoint was called")
-    }
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-async fn start_upstream() -> UpstreamServer {
-    start_upstream_with(UpstreamState::default()).await
-}
-
-async fn start_upstream_with(state: UpstreamState) -> UpstreamServer {
-    let app = Router::new()
-        .route("/services/oauth2/authorize", get(upstream_authorize))
-        .route("/services/oauth2/token", post(upstream_token))
-        .with_state(state.clone());
-    UpstreamServer {
-        addr: serve(app).await,
-        state,
-    }
+/// The form of the last request the upstream token endpoint received.
+fn last_token_request(upstream: &FakeUpstream) -> HashMap<String, String> {
+    upstream.last().form().into_iter().collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,7 +94,7 @@ impl Bridge {
     }
 }
 
-async fn start_bridge(upstream: &UpstreamServer, options: Options) -> Bridge {
+async fn start_bridge(upstream: &FakeUpstream, options: Options) -> Bridge {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let token_upstream = || Upstream::new(upstream.token_url().parse().unwrap());
@@ -393,14 +249,8 @@ fn assert_salesforce_token(answer: &Answer) {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.headers["cache-control"], "no-store");
     let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-    assert_eq!(json["expires_in"], 5400);
-    assert_eq!(json["token_type"], "Bearer");
-    assert_eq!(json["refresh_token"], "5Aep861-refresh");
-    let token = PackedToken::unpack(json["access_token"].as_str().unwrap()).unwrap();
-    assert!(token
-        .access_token()
-        .starts_with("00Dx0000000BV7z!AR8AQ.aPrxUpstreamCode"));
-    assert_eq!(token.instance_url(), Some("https://na1.salesforce.com"));
+    // The fake answers tokens only for codes its authorize endpoint issued.
+    support::assert_salesforce_token(&json);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,7 +287,7 @@ async fn code_flow_links_end_to_end_with_alexas_state_and_a_packed_token() {
     // Alexa redeems the sealed code at the bridge's token endpoint.
     let answer = redeem(&bridge, &back["code"]).await;
     assert_salesforce_token(&answer);
-    let sent = upstream.last_token_request();
+    let sent = last_token_request(&upstream);
     assert_eq!(sent["code"], "aPrxUpstreamCode0");
     assert_eq!(sent["redirect_uri"], bridge.url("/callback"));
     assert_eq!(sent["client_secret"], "alexa-secret");
@@ -460,11 +310,11 @@ async fn alexas_own_pkce_challenge_passes_through_and_its_verifier_is_checked() 
     let code = query_of(&to_alexa)["code"].clone();
 
     // Without Alexa's verifier the bridge itself refuses, before any upstream call.
-    let calls = upstream.token_calls();
+    let calls = upstream.calls();
     let refused = redeem(&bridge, &code).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("code_verifier is missing"));
-    assert_eq!(upstream.token_calls(), calls);
+    assert_eq!(upstream.calls(), calls);
 
     // A fresh flow, redeemed with the verifier.
     let (_, to_alexa) = browse(&bridge, &bridge, &pairs).await;
@@ -482,7 +332,7 @@ async fn alexas_own_pkce_challenge_passes_through_and_its_verifier_is_checked() 
     )
     .await;
     assert_salesforce_token(&answer);
-    assert_eq!(upstream.last_token_request()["code_verifier"], verifier);
+    assert_eq!(last_token_request(&upstream)["code_verifier"], verifier);
 }
 
 #[tokio::test]
@@ -501,7 +351,7 @@ async fn the_bridge_makes_its_own_s256_pair_when_alexa_sends_no_challenge() {
 
     let answer = redeem(&bridge, &query_of(&to_alexa)["code"]).await;
     assert_salesforce_token(&answer);
-    let verifier = upstream.last_token_request()["code_verifier"].clone();
+    let verifier = last_token_request(&upstream)["code_verifier"].clone();
     assert!((43..=128).contains(&verifier.len()));
     assert!(verifier
         .bytes()
@@ -536,16 +386,17 @@ async fn implicit_mode_puts_the_token_in_the_fragment() {
     assert_eq!(fragment["token_type"], "Bearer");
     assert_eq!(fragment["expires_in"], "5400");
     let token = PackedToken::unpack(&fragment["access_token"]).unwrap();
+    assert_eq!(token.access_token(), upstream.access_token(1));
     assert_eq!(
-        token.access_token(),
-        "00Dx0000000BV7z!AR8AQ.aPrxUpstreamCode0"
+        upstream.last().param("code").as_deref(),
+        Some("aPrxUpstreamCode0")
     );
     assert_eq!(token.instance_url(), Some("https://na1.salesforce.com"));
     // The raw fragment is form-encoded: the `!` of the Salesforce token is escaped.
     assert!(to_alexa.fragment().unwrap().contains("%21"));
 
     // The bridge redeemed the code itself, with its own credentials and verifier.
-    let sent = upstream.last_token_request();
+    let sent = last_token_request(&upstream);
     assert_eq!(sent["client_id"], UPSTREAM_CLIENT_ID);
     assert_eq!(sent["client_secret"], "bridge-secret");
     assert_eq!(sent["redirect_uri"], bridge.url("/callback"));
@@ -607,7 +458,7 @@ async fn a_second_bridge_sharing_the_key_finishes_a_flow_the_first_began() {
     // The code the second bridge sealed is redeemed at the first.
     assert_salesforce_token(&redeem(&first, &back["code"]).await);
     assert_eq!(
-        upstream.last_token_request()["redirect_uri"],
+        last_token_request(&upstream)["redirect_uri"],
         first.url("/callback")
     );
 }
@@ -723,7 +574,7 @@ async fn a_sealed_state_cannot_be_redeemed_as_a_code() {
     let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(json["error"], "invalid_grant");
     assert!(!answer.body.contains(&state));
-    assert!(upstream.state.token_requests.lock().unwrap().is_empty());
+    assert!(upstream.seen().is_empty());
 }
 
 #[tokio::test]
@@ -847,7 +698,7 @@ async fn other_paths_are_not_found_and_other_methods_not_allowed() {
         .build()
         .unwrap();
     let app = Router::new().fallback_service(authorize);
-    let addr = serve(app).await;
+    let addr = support::serve_axum(app).await;
     let answer = get_url(&format!("http://{addr}/elsewhere")).await;
     assert_eq!(answer.status, 404);
     assert!(answer.headers.get("location").is_none());
@@ -936,7 +787,7 @@ async fn with_a_vendor_pin_no_other_skill_can_use_the_bridge() {
     ] {
         assert_eq!(get_url(&attempt(pinned)).await.status, 302, "{pinned}");
     }
-    assert_eq!(upstream.token_calls(), 0);
+    assert_eq!(upstream.calls(), 0);
 }
 
 #[tokio::test]
@@ -962,7 +813,7 @@ async fn implicit_mode_answers_the_status_page_with_its_query_and_the_token_in_t
     let (to_upstream, to_alexa) = browse(&bridge, &bridge, &pairs).await;
     // The bridge's own PKCE toward the upstream, always, in implicit mode.
     assert_eq!(query_of(&to_upstream)["code_challenge_method"], "S256");
-    assert!(upstream.last_token_request().contains_key("code_verifier"));
+    assert!(last_token_request(&upstream).contains_key("code_verifier"));
     assert_eq!(to_alexa.as_str().split('#').next().unwrap(), page);
     assert_eq!(to_alexa.query(), Some("vendorId=M2AAAAAAAAAAAA"));
     let fragment = fragment_of(&to_alexa);
@@ -1020,7 +871,7 @@ async fn a_replayed_implicit_state_is_refused_with_a_single_upstream_call() {
             .await
             .assert_refused_without_redirect("the state was already used");
     }
-    assert_eq!(upstream.token_calls(), 1);
+    assert_eq!(upstream.calls(), 1);
 }
 
 #[tokio::test]
@@ -1042,11 +893,7 @@ async fn code_from(bridge: &Bridge, extra: &[(&str, &str)]) -> String {
 
 #[tokio::test]
 async fn the_bridge_checks_alexas_pkce_itself_against_an_upstream_that_ignores_it() {
-    let upstream = start_upstream_with(UpstreamState {
-        ignores_pkce: true,
-        ..UpstreamState::default()
-    })
-    .await;
+    let upstream = upstream().ignores_pkce().await;
     let bridge = start_bridge(&upstream, Options::default()).await;
     let verifier = "alexa-verifier-0123456789-0123456789-0123456789";
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
@@ -1079,7 +926,7 @@ async fn the_bridge_checks_alexas_pkce_itself_against_an_upstream_that_ignores_i
         assert_eq!(answer.status, 400, "{says}: {}", answer.body);
         assert_eq!(oauth_error(&answer), "invalid_grant");
         assert!(answer.body.contains(says), "{says}: {}", answer.body);
-        assert_eq!(upstream.token_calls(), 0, "{says}");
+        assert_eq!(upstream.calls(), 0, "{says}");
     }
     let code = code_from(&bridge, &with_challenge).await;
     let answer = redeem_with(&bridge, &code, &[redirect, ("code_verifier", verifier)]).await;
@@ -1123,7 +970,7 @@ async fn a_sealed_code_without_its_redirect_uri_is_refused() {
     )
     .await;
     assert_eq!(oauth_error(&other), "invalid_grant");
-    assert_eq!(upstream.token_calls(), 0);
+    assert_eq!(upstream.calls(), 0);
     // The same code with its redirect_uri still links.
     assert_salesforce_token(&redeem(&bridge, &code).await);
 }
@@ -1149,16 +996,12 @@ async fn a_seal_from_another_deployment_sharing_the_key_is_refused() {
     let code = code_from(&bridge, &[]).await;
     let answer = redeem(&other, &code).await;
     assert_eq!(oauth_error(&answer), "invalid_grant");
-    assert_eq!(other_upstream.token_calls(), 0);
+    assert_eq!(other_upstream.calls(), 0);
 }
 
 #[tokio::test]
 async fn a_1_5_kb_upstream_code_links_end_to_end() {
-    let upstream = start_upstream_with(UpstreamState {
-        code_padding: 1500,
-        ..UpstreamState::default()
-    })
-    .await;
+    let upstream = upstream().code_padding(1500).await;
     let bridge = start_bridge(
         &upstream,
         Options {
@@ -1171,16 +1014,12 @@ async fn a_1_5_kb_upstream_code_links_end_to_end() {
     assert!(code.len() > 2048, "{}", code.len());
     assert!(code.len() <= 4096, "{}", code.len());
     assert_salesforce_token(&redeem(&bridge, &code).await);
-    assert!(upstream.last_token_request()["code"].len() > 1500);
+    assert!(last_token_request(&upstream)["code"].len() > 1500);
 }
 
 #[tokio::test]
 async fn an_upstream_code_too_long_to_seal_is_a_server_error_to_alexa() {
-    let upstream = start_upstream_with(UpstreamState {
-        code_padding: 3500,
-        ..UpstreamState::default()
-    })
-    .await;
+    let upstream = upstream().code_padding(3500).await;
     let bridge = start_bridge(&upstream, Options::default()).await;
     let (_, to_alexa) = browse(&bridge, &bridge, &alexa_authorize(&[])).await;
     let back = query_of(&to_alexa);
@@ -1203,10 +1042,10 @@ async fn plain_codes_are_refused_only_when_asked() {
     let answer = redeem(&strict, "aPrxUpstreamCode0").await;
     assert_eq!(oauth_error(&answer), "invalid_grant");
     assert!(answer.body.contains("not issued by this bridge"));
-    assert_eq!(upstream.token_calls(), 0);
+    assert_eq!(upstream.calls(), 0);
     // By default a plain code goes to the upstream, which judges it.
     let lenient = start_bridge(&upstream, Options::default()).await;
     let answer = redeem(&lenient, "aPrxUpstreamCode0").await;
     assert_eq!(oauth_error(&answer), "invalid_grant");
-    assert_eq!(upstream.token_calls(), 1);
+    assert_eq!(upstream.calls(), 1);
 }

@@ -7,6 +7,7 @@ mod oracles;
 
 mod authorize_flow;
 mod axum_example;
+mod fake_upstream;
 mod fuzz_corpus;
 mod never_panic;
 mod other_languages;

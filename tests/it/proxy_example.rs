@@ -7,10 +7,10 @@ use testkit as support;
 #[path = "../../examples/proxy.rs"]
 mod example;
 
-use support::{post, MockUpstream};
+use support::{post, FakeUpstream};
 use tokio::net::TcpListener;
 
-async fn start_proxy(upstream: &MockUpstream) -> String {
+async fn start_proxy(upstream: &FakeUpstream) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let token_url = upstream.token_url();
@@ -20,7 +20,7 @@ async fn start_proxy(upstream: &MockUpstream) -> String {
 
 #[tokio::test]
 async fn an_alexa_exchange_through_the_proxy_reaches_the_upstream_and_comes_back_packed() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let base = start_proxy(&upstream).await;
 
     // As Alexa has been seen sending it: JSON, no Content-Type, credentials in the body.
@@ -52,7 +52,7 @@ async fn an_alexa_exchange_through_the_proxy_reaches_the_upstream_and_comes_back
 
 #[tokio::test]
 async fn the_proxy_answers_404_json_off_its_token_route_without_calling_upstream() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let base = start_proxy(&upstream).await;
     let reply = post(
         &format!("{base}/elsewhere"),

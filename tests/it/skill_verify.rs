@@ -13,7 +13,7 @@ use account_link_bridge::skill::verify::{
 use axum::{body::Bytes, routing::post, Extension, Json, Router};
 use http::Uri;
 use serde_json::{json, Value};
-use testkit::{AlexaSigningPki, Answer, MockUpstream, Reply};
+use testkit::{AlexaSigningPki, Answer, FakeUpstream, Reply};
 use time::format_description::well_known::Rfc3339;
 
 const SKILL_ID: &str = "amzn1.ask.skill.12345678-abcd-1234-abcd-123456789012";
@@ -41,7 +41,7 @@ impl CertificateFetcher for LoopbackS3 {
 }
 
 /// The loopback S3: each path serves one chain (or fault) of the test PKI.
-async fn start_s3(pki: &AlexaSigningPki) -> MockUpstream {
+async fn start_s3(pki: &AlexaSigningPki) -> FakeUpstream {
     let stranger = AlexaSigningPki::new();
     let chains = Arc::new(vec![
         ("/echo.api/echo-api-cert.pem", pki.chain_pem()),
@@ -60,7 +60,7 @@ async fn start_s3(pki: &AlexaSigningPki) -> MockUpstream {
         ("/echo.api/untrusted.pem", stranger.chain_pem()),
         ("/echo.api/not-pem.pem", "hello".to_string()),
     ]);
-    MockUpstream::start(move |seen| {
+    FakeUpstream::start(move |seen| {
         let pem = |body: &str| Answer {
             status: 200,
             content_type: "application/x-pem-file",
@@ -78,7 +78,7 @@ async fn start_s3(pki: &AlexaSigningPki) -> MockUpstream {
 /// A skill behind the layer, and the bodies its handler received.
 struct Skill {
     base: String,
-    s3: MockUpstream,
+    s3: FakeUpstream,
     reached: Arc<Mutex<Vec<Bytes>>>,
 }
 

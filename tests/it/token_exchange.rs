@@ -1,5 +1,5 @@
 //! The token exchange over real loopback HTTP: an axum app with the layers, the crate's upstream
-//! client, and an in-test Salesforce-like upstream that records what it received.
+//! client, and testkit's fake Salesforce, which records what it received.
 
 use testkit as support;
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{oauth::ClientAuth, PackedToken, Provider, TokenExchangeLayer};
 use axum::Router;
-use support::{basic, post, MockUpstream};
+use support::{basic, post, FakeUpstream, Fault};
 
 /// Serves `provider`'s token exchange at `/token` in an axum app, in front of `upstream_url`.
 async fn bridge(provider: Provider, upstream_url: &str) -> String {
@@ -25,7 +25,7 @@ const ALEXA_JSON: &str = r#"{"grant_type":"authorization_code","code":"SplxlOBeZ
 
 #[tokio::test]
 async fn json_body_without_content_type_becomes_an_encoded_form_upstream() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(&url, &[], ALEXA_JSON).await;
@@ -50,7 +50,7 @@ async fn json_body_without_content_type_becomes_an_encoded_form_upstream() {
 
 #[tokio::test]
 async fn salesforce_answer_gets_expires_in_a_packed_instance_url_and_no_store() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(&url, &[], ALEXA_JSON).await;
@@ -67,7 +67,7 @@ async fn salesforce_answer_gets_expires_in_a_packed_instance_url_and_no_store() 
 
 #[tokio::test]
 async fn form_with_a_charset_parameter_is_accepted() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(
@@ -86,7 +86,7 @@ async fn form_with_a_charset_parameter_is_accepted() {
 
 #[tokio::test]
 async fn basic_credentials_are_moved_into_the_body_for_salesforce() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(
@@ -108,13 +108,7 @@ async fn basic_credentials_are_moved_into_the_body_for_salesforce() {
 
 #[tokio::test]
 async fn body_credentials_go_in_basic_for_a_basic_provider() {
-    let upstream = MockUpstream::start(|_| {
-        support::Answer::json(
-            200,
-            r#"{"access_token":"t","token_type":"bearer","expires_in":3600}"#,
-        )
-    })
-    .await;
+    let upstream = FakeUpstream::generic().await;
     let provider = Provider::generic().client_auth(ClientAuth::Basic);
     let url = bridge(provider, &upstream.token_url()).await;
 
@@ -140,7 +134,7 @@ async fn body_credentials_go_in_basic_for_a_basic_provider() {
 
 #[tokio::test]
 async fn a_code_carrying_an_injection_arrives_upstream_as_one_intact_code() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let body = r#"{"grant_type":"authorization_code","code":"abc&client_id=evil&grant_type=password","client_id":"alexa","client_secret":"s"}"#;
@@ -159,7 +153,7 @@ async fn a_code_carrying_an_injection_arrives_upstream_as_one_intact_code() {
 
 #[tokio::test]
 async fn refresh_without_refresh_token_in_the_answer_gets_the_one_sent() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(
@@ -181,7 +175,7 @@ async fn refresh_without_refresh_token_in_the_answer_gets_the_one_sent() {
 
 #[tokio::test]
 async fn upstream_invalid_grant_passes_through_as_rfc_6749() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(
@@ -201,12 +195,8 @@ async fn upstream_invalid_grant_passes_through_as_rfc_6749() {
 
 #[tokio::test]
 async fn upstream_html_500_becomes_502_json_server_error() {
-    let upstream = MockUpstream::start(|_| support::Answer {
-        status: 500,
-        content_type: "text/html",
-        body: "<html><body>Internal error for code SplxlOBeZQQYbYS6WxSbIA</body></html>".into(),
-    })
-    .await;
+    // The outage page echoes the code (SplxlOBeZQQYbYS6WxSbIA) and the client secret.
+    let upstream = FakeUpstream::salesforce().fault(Fault::Html(500)).await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(&url, &[], ALEXA_JSON).await;
@@ -223,7 +213,7 @@ async fn upstream_html_500_becomes_502_json_server_error() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413_json_and_never_reaches_upstream() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(
         Provider::salesforce().request_body_limit(1024),
         &upstream.token_url(),
@@ -245,7 +235,7 @@ async fn a_body_over_the_limit_is_413_json_and_never_reaches_upstream() {
 
 #[tokio::test]
 async fn malformed_requests_are_answered_by_the_bridge_and_never_forwarded() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
     let form = ("content-type", "application/x-www-form-urlencoded");
     let auth = basic("alexa", "s");
@@ -357,7 +347,7 @@ async fn the_oauth2_crate_reads_the_bridge_answer_as_a_standard_token_response()
     use oauth2::basic::BasicClient;
     use oauth2::{AuthUrl, AuthorizationCode, ClientId, ClientSecret, TokenResponse, TokenUrl};
 
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
     let client = BasicClient::new(ClientId::new("alexa".into()))
         .set_client_secret(ClientSecret::new("alexa secret+%".into()))
@@ -415,10 +405,11 @@ async fn a_salesforce_jwt_answer_gets_expires_in_from_exp_and_both_instance_urls
     let token = jwt(&format!(
         r#"{{"iss":"https://acme.my.salesforce.com","sub":"005x0","exp":{exp}}}"#
     ));
-    let answer = format!(
-        r#"{{"access_token":"{token}","instance_url":"https://acme.my.salesforce.com","api_instance_url":"https://api.salesforce.com","token_type":"Bearer","issued_at":"1790000000000"}}"#
-    );
-    let upstream = MockUpstream::start(move |_| support::Answer::json(200, answer.clone())).await;
+    let upstream = FakeUpstream::salesforce()
+        .access_token(token.clone())
+        .instance_url("https://acme.my.salesforce.com")
+        .api_instance_url("https://api.salesforce.com")
+        .await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(&url, &[], ALEXA_JSON).await;
@@ -444,8 +435,10 @@ async fn a_salesforce_jwt_answer_gets_expires_in_from_exp_and_both_instance_urls
 
 #[tokio::test]
 async fn a_malformed_jwt_falls_back_to_the_preset_constant() {
-    let answer = r#"{"access_token":"eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln","instance_url":"https://acme.my.salesforce.com"}"#;
-    let upstream = MockUpstream::start(move |_| support::Answer::json(200, answer)).await;
+    let upstream = FakeUpstream::salesforce()
+        .access_token("eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln")
+        .instance_url("https://acme.my.salesforce.com")
+        .await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(&url, &[], ALEXA_JSON).await;
@@ -457,9 +450,10 @@ async fn a_malformed_jwt_falls_back_to_the_preset_constant() {
 #[tokio::test]
 async fn a_jwt_expiring_within_360_s_is_answered_360() {
     let token = jwt(&format!(r#"{{"exp":{}}}"#, unix_now() + 60));
-    let answer =
-        format!(r#"{{"access_token":"{token}","instance_url":"https://x.my.salesforce.com"}}"#);
-    let upstream = MockUpstream::start(move |_| support::Answer::json(200, answer.clone())).await;
+    let upstream = FakeUpstream::salesforce()
+        .access_token(token)
+        .instance_url("https://x.my.salesforce.com")
+        .await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(&url, &[], ALEXA_JSON).await;
@@ -470,13 +464,7 @@ async fn a_jwt_expiring_within_360_s_is_answered_360() {
 
 #[tokio::test]
 async fn a_rotated_refresh_token_reaches_alexa_untouched() {
-    let upstream = MockUpstream::start(|_| {
-        support::Answer::json(
-            200,
-            r#"{"access_token":"00Dx0!rotated","refresh_token":"5Aep861.rotated-by-upstream","instance_url":"https://na1.salesforce.com"}"#,
-        )
-    })
-    .await;
+    let upstream = FakeUpstream::salesforce().rotate_refresh_tokens().await;
     let url = bridge(Provider::salesforce(), &upstream.token_url()).await;
 
     let reply = post(
@@ -487,7 +475,9 @@ async fn a_rotated_refresh_token_reaches_alexa_untouched() {
     .await;
 
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    assert_eq!(reply.json()["refresh_token"], "5Aep861.rotated-by-upstream");
+    let rotated = upstream.refresh_token(1);
+    assert_ne!(rotated, "5Aep861.the-old-one");
+    assert_eq!(reply.json()["refresh_token"], rotated.as_str());
     assert_eq!(
         upstream.last().param("refresh_token").as_deref(),
         Some("5Aep861.the-old-one")

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{exchange::TokenExchange, PackedToken, Provider, TokenExchangeLayer};
-use support::{post, MockUpstream};
+use support::{post, FakeUpstream};
 use tower::{Layer, Service};
 
 /// The token exchange as a tonic service: requests to `/oauth2/*` arrive with tonic's body.
@@ -38,7 +38,7 @@ impl Service<http::Request<tonic::body::Body>> for TokenService {
 
 #[tokio::test]
 async fn a_tonic_server_answers_a_token_exchange_through_the_layers() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let token = TokenExchangeLayer::new(Provider::salesforce())
         .layer(Upstream::new(upstream.token_url().parse().unwrap()));
     let routes = tonic::service::Routes::new(TokenService(token));

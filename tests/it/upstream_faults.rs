@@ -8,44 +8,11 @@ use std::time::{Duration, Instant};
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{Provider, TokenExchangeLayer};
 use axum::Router;
-use support::post;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use support::{post, Answer, FakeUpstream, Fault};
 
 const EXCHANGE: &str =
     "grant_type=authorization_code&code=c0de&client_id=alexa&client_secret=s3cret";
 const TIMEOUT: Duration = Duration::from_millis(500);
-
-/// A raw TCP upstream that reads the request head, then plays `script` on the socket.
-async fn raw_upstream<F, Fut>(script: F) -> String
-where
-    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let script = script.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let mut seen = Vec::new();
-                // Read until the end of the body (the request is small and has Content-Length).
-                while !String::from_utf8_lossy(&seen).contains("client_secret") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                script(stream).await;
-            });
-        }
-    });
-    format!("http://{addr}/token")
-}
 
 async fn bridge(upstream_url: &str) -> String {
     let upstream = Upstream::new(upstream_url.parse().unwrap()).timeout(TIMEOUT);
@@ -84,145 +51,80 @@ async fn fault(upstream_url: &str, status: u16, error: &str) -> String {
     description
 }
 
-fn http_response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+/// The URL of a fake Salesforce that plays `fault` instead of answering.
+async fn faulty(fault: Fault) -> String {
+    FakeUpstream::salesforce().fault(fault).await.token_url()
+}
+
+/// The URL of a fake Salesforce that answers every exchange with `answer`.
+async fn answering(answer: Answer) -> String {
+    FakeUpstream::salesforce()
+        .answer_with(move |_| Some(answer.clone()))
+        .await
+        .token_url()
 }
 
 #[tokio::test]
 async fn stalled_before_headers_is_504() {
-    let url = raw_upstream(|stream| async move {
-        let _open = stream;
-        tokio::time::sleep(Duration::from_secs(30)).await;
-    })
-    .await;
+    let url = FakeUpstream::salesforce()
+        .delay(Duration::from_secs(30))
+        .await
+        .token_url();
     fault(&url, 504, "temporarily_unavailable").await;
 }
 
 #[tokio::test]
 async fn dripping_the_body_is_cut_off_by_the_timeout() {
-    let url = raw_upstream(|mut stream| async move {
-        let head =
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
-        let _ = stream.write_all(head.as_bytes()).await;
-        for _ in 0..1000 {
-            if stream.write_all(b" ").await.is_err() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    let url = faulty(Fault::Drip).await;
     fault(&url, 504, "temporarily_unavailable").await;
 }
 
 #[tokio::test]
 async fn a_reset_mid_body_is_502() {
-    let url = raw_upstream(|mut stream| async move {
-        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"access_token\":\"abc";
-        let _ = stream.write_all(head.as_bytes()).await;
-        // A zero linger sends RST at once (it cannot block).
-        #[allow(deprecated)]
-        let _ = stream.set_linger(Some(Duration::ZERO));
-        drop(stream); // RST
-    })
-    .await;
+    let url = faulty(Fault::BreakOff).await;
     let description = fault(&url, 502, "server_error").await;
     assert!(description.contains("broke off"), "{description}");
 }
 
 #[tokio::test]
 async fn closing_without_an_answer_is_502() {
-    let url = raw_upstream(|stream| async move {
-        drop(stream);
-    })
-    .await;
+    let url = faulty(Fault::HangUp).await;
     fault(&url, 502, "temporarily_unavailable").await;
 }
 
 #[tokio::test]
 async fn an_oversized_answer_is_502() {
-    let url = raw_upstream(|mut stream| async move {
-        let body = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(200_000));
-        let _ = stream
-            .write_all(&http_response("200 OK", "application/json", &body))
-            .await;
-    })
-    .await;
+    let body = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(200_000));
+    let url = answering(Answer::json(200, body)).await;
     let description = fault(&url, 502, "server_error").await;
     assert!(description.contains("exceeded"), "{description}");
 }
 
 #[tokio::test]
 async fn gigantic_json_streamed_forever_is_cut_at_the_cap() {
-    let url = raw_upstream(|mut stream| async move {
-        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
-        let _ = stream.write_all(head.as_bytes()).await;
-        let chunk = format!("{:x}\r\n{}\r\n", 8192, "[".repeat(8192));
-        for _ in 0..10_000 {
-            if stream.write_all(chunk.as_bytes()).await.is_err() {
-                return;
-            }
-        }
-    })
-    .await;
+    let url = faulty(Fault::Endless).await;
     fault(&url, 502, "server_error").await;
 }
 
 #[tokio::test]
 async fn invalid_json_is_502() {
-    let url = raw_upstream(|mut stream| async move {
-        let _ = stream
-            .write_all(&http_response(
-                "200 OK",
-                "application/json",
-                r#"{"access_token": "abc", }"#,
-            ))
-            .await;
-    })
-    .await;
+    let url = answering(Answer::json(200, r#"{"access_token": "abc", }"#)).await;
     fault(&url, 502, "server_error").await;
 }
 
 #[tokio::test]
 async fn a_redirect_is_not_followed_and_is_502() {
-    let followed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let target = {
-        let followed = followed.clone();
-        raw_upstream(move |_stream| {
-            followed.store(true, std::sync::atomic::Ordering::SeqCst);
-            async {}
-        })
-        .await
-    };
-    let url = raw_upstream(move |mut stream| {
-        let target = target.clone();
-        async move {
-            let head = format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\ncontent-length: 0\r\n\r\n");
-            let _ = stream.write_all(head.as_bytes()).await;
-        }
-    })
-    .await;
+    let target = FakeUpstream::salesforce().await;
+    let url = faulty(Fault::Redirect(307, target.token_url())).await;
     let description = fault(&url, 502, "server_error").await;
     assert!(description.contains("307"), "{description}");
-    assert!(!followed.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(target.calls(), 0, "the redirect was followed");
 }
 
 #[tokio::test]
 async fn an_html_403_from_a_proxy_never_reads_as_a_dead_grant() {
-    let url = raw_upstream(|mut stream| async move {
-        let _ = stream
-            .write_all(&http_response(
-                "403 Forbidden",
-                "text/html",
-                "<h1>Forbidden</h1>",
-            ))
-            .await;
-    })
-    .await;
+    // The page echoes the code and the secret; `fault` checks neither reaches Alexa.
+    let url = faulty(Fault::Html(403)).await;
     fault(&url, 502, "server_error").await;
 }
 
@@ -234,18 +136,11 @@ fn open_fds() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_faults_leak_no_file_descriptors() {
-    let stall = raw_upstream(|stream| async move {
-        let _open = stream;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    })
-    .await;
-    let reset = raw_upstream(|stream| async move {
-        // A zero linger sends RST at once (it cannot block).
-        #[allow(deprecated)]
-        let _ = stream.set_linger(Some(Duration::ZERO));
-        drop(stream);
-    })
-    .await;
+    let stall = FakeUpstream::salesforce()
+        .delay(Duration::from_secs(3))
+        .await
+        .token_url();
+    let reset = faulty(Fault::HangUp).await;
     let stall_bridge = bridge(&stall).await;
     let reset_bridge = bridge(&reset).await;
     let form = [("content-type", "application/x-www-form-urlencoded")];

@@ -12,7 +12,7 @@ use account_link_bridge_server::Bridge;
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
-use support::{basic, MockUpstream};
+use support::{basic, FakeUpstream};
 
 /// What a case must get back.
 #[derive(Clone, Copy, Debug)]
@@ -184,7 +184,7 @@ async fn send(base: &str, case: &Case) -> support::Reply {
 
 #[tokio::test]
 async fn every_bad_input_is_answered_and_nothing_reaches_the_upstream() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let sealer = StateSealer::random();
     let authorize = AuthorizeRedirect::builder()
         .upstream_authorize_url(format!("http://{}/authorize", upstream.addr))
@@ -265,7 +265,7 @@ async fn every_bad_input_is_answered_and_nothing_reaches_the_upstream() {
 
 #[tokio::test]
 async fn headers_too_large_for_the_server_are_refused_before_any_work() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = Bridge::new(
         Provider::salesforce(),
         Upstream::new(upstream.token_url().parse().unwrap()),

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use account_link_bridge::PackedToken;
-use support::{post, Answer, MockUpstream};
+use support::{post, FakeUpstream};
 
 struct Bridge {
     child: Child,
@@ -113,14 +113,11 @@ async fn the_run_command_serves_the_printed_curl_exchange_against_the_demo_upstr
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_an_in_flight_exchange_finish_then_exits_zero() {
-    let upstream = MockUpstream::start(|_| {
-        std::thread::sleep(Duration::from_millis(1500));
-        Answer::json(
-            200,
-            r#"{"access_token":"slow","instance_url":"https://x.my.salesforce.com"}"#,
-        )
-    })
-    .await;
+    let upstream = FakeUpstream::salesforce()
+        .delay(Duration::from_millis(1500))
+        .access_token("slow")
+        .instance_url("https://x.my.salesforce.com")
+        .await;
     let mut bridge = Bridge::start(&["--upstream-token-url", &upstream.token_url()]);
     let url = format!("{}/token", bridge.base);
 

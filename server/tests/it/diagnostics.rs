@@ -20,7 +20,7 @@ use bytes::Bytes;
 use clap::Parser;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use support::{Answer, MockUpstream, Seen};
+use support::{Answer, FakeUpstream, Seen};
 use tower::ServiceExt;
 
 const CODE: &str = "SENTINEL-CODE-7f3a";
@@ -108,7 +108,7 @@ fn code_form() -> String {
 
 #[tokio::test]
 async fn a_successful_exchange_is_traced_field_by_field_without_secrets() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = bridge_to(Provider::salesforce(), &upstream.token_url());
     let (captured, _guard) = Captured::start();
     let body = format!(
@@ -182,7 +182,7 @@ async fn a_successful_exchange_is_traced_field_by_field_without_secrets() {
 
 #[tokio::test]
 async fn a_refresh_through_basic_credentials_shows_the_echo_and_the_placement() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let bridge = bridge_to(Provider::salesforce(), &upstream.token_url());
     let (captured, _guard) = Captured::start();
     let (response, trace) = exchange(
@@ -209,8 +209,8 @@ async fn a_refresh_through_basic_credentials_shows_the_echo_and_the_placement() 
     assert_no_sentinel(&captured.text());
 }
 
-async fn failing(answer: Answer) -> MockUpstream {
-    MockUpstream::start(move |_: &Seen| answer.clone()).await
+async fn failing(answer: Answer) -> FakeUpstream {
+    FakeUpstream::start(move |_: &Seen| answer.clone()).await
 }
 
 #[tokio::test]
@@ -412,7 +412,7 @@ fn query(url: &url::Url, name: &str) -> String {
 
 #[tokio::test]
 async fn authorize_and_callback_records_follow_the_code_to_the_token_exchange() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let authorize = AuthorizeRedirect::builder()
         .upstream_authorize_url("https://login.example.com/authorize")
         .public_url("https://bridge.example.com")
@@ -556,7 +556,7 @@ fn metrics_counters_move_as_the_exchanges_say() {
         .unwrap();
     metrics::with_local_recorder(&recorder, || {
         runtime.block_on(async {
-            let upstream = MockUpstream::salesforce().await;
+            let upstream = FakeUpstream::salesforce().await;
             let bridge = bridge_to(Provider::salesforce(), &upstream.token_url());
             let form = "application/x-www-form-urlencoded";
             for _ in 0..2 {
@@ -659,42 +659,17 @@ async fn run_doctor(url: &str, extra: &[&str]) -> doctor::Report {
     report
 }
 
-/// Salesforce: form with body credentials only, RFC JSON errors with 400.
-fn salesforce_like(seen: &Seen) -> Answer {
-    let form = seen.header("content-type") == Some("application/x-www-form-urlencoded");
-    if !form {
-        return Answer::json(
-            400,
-            r#"{"error":"invalid_request","error_description":"unsupported content type"}"#,
-        );
-    }
-    if seen.param("client_secret").is_none() {
-        return Answer::json(
-            400,
-            r#"{"error":"invalid_client","error_description":"invalid client credentials"}"#,
-        );
-    }
-    Answer::json(
-        400,
-        r#"{"error":"invalid_grant","error_description":"authentication failure"}"#,
-    )
-}
-
 #[tokio::test]
 async fn doctor_names_salesforce_for_a_salesforce_like_upstream() {
-    let upstream = MockUpstream::start(salesforce_like).await;
-    let authorize = support::serve(|_| async {
-        Response::builder()
-            .status(302)
-            .header("location", "https://login.example.com/")
-            .body(Full::new(Bytes::new()))
-            .unwrap()
-    })
-    .await;
-    let authorize_url = format!("http://{authorize}/services/oauth2/authorize");
+    // Salesforce: forms with body credentials only, RFC JSON errors with 400; the doctor's code
+    // was never issued (invalid_grant); its authorization endpoint answers with a redirect.
+    let upstream = FakeUpstream::salesforce()
+        .client("alexa-bridge-doctor", SECRET)
+        .issued_codes_only()
+        .await;
     let report = run_doctor(
         &upstream.token_url(),
-        &["--upstream-authorize-url", &authorize_url],
+        &["--upstream-authorize-url", &upstream.authorize_url()],
     )
     .await;
     assert!(report.usable, "{}", report.table());
@@ -723,7 +698,7 @@ async fn doctor_names_salesforce_for_a_salesforce_like_upstream() {
 
 #[tokio::test]
 async fn doctor_names_github_for_form_answers_and_errors_with_200() {
-    let upstream = MockUpstream::start(|seen: &Seen| {
+    let upstream = FakeUpstream::start(|seen: &Seen| {
         if seen.header("accept") == Some("application/json") {
             Answer::json(
                 200,
@@ -757,7 +732,7 @@ async fn doctor_names_github_for_form_answers_and_errors_with_200() {
 #[tokio::test]
 async fn doctor_names_slack_for_ok_false() {
     let upstream =
-        MockUpstream::start(|_: &Seen| Answer::json(200, r#"{"ok":false,"error":"invalid_code"}"#))
+        FakeUpstream::start(|_: &Seen| Answer::json(200, r#"{"ok":false,"error":"invalid_code"}"#))
             .await;
     let url = format!("http://{}/api/oauth.v2.access", upstream.addr);
     let report = run_doctor(&url, &["--provider", "generic"]).await;
@@ -870,7 +845,7 @@ async fn doctor_fails_when_nothing_listens() {
 
 #[tokio::test]
 async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_sentinels() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let binary = env!("CARGO_BIN_EXE_bridge");
     let admin = free_loopback_addr();
     let mut child = std::process::Command::new(binary)
@@ -1273,7 +1248,7 @@ async fn doctor_says_nothing_of_tls_or_a_preset_for_a_host_it_could_not_reach() 
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_names_the_fix_instead_of_usable_when_the_answers_would_break_alexa() {
     // GitHub-like: errors in a 200, forms unless JSON is asked for.
-    let upstream = MockUpstream::start(|seen: &Seen| {
+    let upstream = FakeUpstream::start(|seen: &Seen| {
         if seen.header("accept") == Some("application/json") {
             Answer::json(200, r#"{"error":"bad_verification_code"}"#)
         } else {

@@ -16,7 +16,7 @@ use account_link_bridge::Provider;
 use account_link_bridge_server::Bridge;
 use http::Response;
 use lambda_http::Body;
-use support::MockUpstream;
+use support::FakeUpstream;
 use tower::ServiceExt;
 use url::Url;
 
@@ -25,7 +25,7 @@ const UPSTREAM_CLIENT_ID: &str = "3MVG9-bridge-app";
 
 /// The function as `bridge-lambda` builds it: the bridge with the authorization
 /// middleman, in front of `upstream`.
-fn function(upstream: &MockUpstream) -> LambdaService<Bridge> {
+fn function(upstream: &FakeUpstream) -> LambdaService<Bridge> {
     let token =
         Upstream::new(upstream.token_url().parse().unwrap()).timeout(Duration::from_secs(2));
     let authorize = AuthorizeRedirect::builder()
@@ -46,7 +46,7 @@ fn function(upstream: &MockUpstream) -> LambdaService<Bridge> {
 }
 
 /// Converts the event as the Lambda runtime does, and answers it.
-async fn invoke(upstream: &MockUpstream, event: &str) -> Response<Body> {
+async fn invoke(upstream: &FakeUpstream, event: &str) -> Response<Body> {
     let request = lambda_http::request::from_str(event).expect("a valid Lambda event");
     function(upstream).oneshot(request).await.unwrap()
 }
@@ -73,7 +73,7 @@ fn alexa_json(response: &Response<Body>) -> serde_json::Value {
 
 #[tokio::test]
 async fn http_api_base64_form_code_exchange_answers_alexa_a_packed_token() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
 
     let response = invoke(
         &upstream,
@@ -111,7 +111,7 @@ async fn http_api_base64_form_code_exchange_answers_alexa_a_packed_token() {
 
 #[tokio::test]
 async fn rest_api_json_without_content_type_under_a_stage_prefix_is_exchanged() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let event = include_str!("fixtures/lambda/rest-api-v1-token-code-json-no-content-type.json");
     let request = lambda_http::request::from_str(event).unwrap();
     assert_eq!(request.uri().path(), "/prod/token");
@@ -130,7 +130,7 @@ async fn rest_api_json_without_content_type_under_a_stage_prefix_is_exchanged() 
 
 #[tokio::test]
 async fn function_url_refresh_gets_expires_in_and_the_refresh_token_echoed() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
 
     let response = invoke(
         &upstream,
@@ -154,7 +154,7 @@ async fn a_refresh_whose_answer_was_lost_is_answered_again_by_the_function_witho
 ) {
     use account_link_bridge::refresh::{MemoryStore, RefreshRecords};
 
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     // One warm instance, with the records as `bridge-lambda` makes them by default (memory).
     let instance = LambdaService::new(
         function(&upstream)
@@ -177,7 +177,7 @@ async fn a_refresh_whose_answer_was_lost_is_answered_again_by_the_function_witho
 
 #[tokio::test]
 async fn a_bad_token_request_is_answered_400_json_and_never_reaches_upstream() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
 
     let response = invoke(
         &upstream,
@@ -194,7 +194,7 @@ async fn a_bad_token_request_is_answered_400_json_and_never_reaches_upstream() {
 
 #[tokio::test]
 async fn function_url_authorize_redirects_to_the_upstream_with_a_sealed_state() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
 
     let response = invoke(
         &upstream,
@@ -221,7 +221,7 @@ async fn function_url_authorize_redirects_to_the_upstream_with_a_sealed_state() 
 
 #[tokio::test]
 async fn a_get_on_the_token_route_is_405_json() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let event = include_str!("fixtures/lambda/function-url-authorize.json")
         .replace(r#""rawPath": "/authorize""#, r#""rawPath": "/token""#);
 
@@ -242,7 +242,7 @@ async fn the_lambda_runtime_posts_alexa_s_answer_back_to_the_runtime_api() {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full};
 
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let event = include_str!("fixtures/lambda/http-api-v2-token-code-form-base64.json");
     let (posted, answer) = tokio::sync::oneshot::channel::<(String, Bytes)>();
     let posted = Arc::new(Mutex::new(Some(posted)));
@@ -349,7 +349,7 @@ async fn lambda_logs_at_trace_never_carry_the_event_s_secrets() {
 
     const SECRET: &str = "SENTINEL-client-secret-7f3a";
     const CODE: &str = "SENTINEL-code-91c2";
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let event = include_str!("fixtures/lambda/rest-api-v1-token-code-json-no-content-type.json")
         .replace("alexa-skill-secret", SECRET)
         .replace("SplxlOBeZQQYbYS6WxSbIA", CODE);

@@ -13,7 +13,7 @@ use account_link_bridge::{Provider, TokenRequest};
 use account_link_bridge_server::Bridge;
 use bytes::Bytes;
 use http_body_util::Full;
-use support::{basic, post, Answer, MockUpstream};
+use support::{basic, post, Answer, FakeUpstream};
 
 const CLIENT_SECRET: &str = "SENTINELclientsecret1";
 const CODE: &str = "SENTINELcode2";
@@ -67,19 +67,21 @@ fn no_secret_reaches_any_log_line_or_answer_at_trace_level() {
         .unwrap();
     let mut answers = String::new();
     runtime.block_on(async {
-        let upstream = MockUpstream::start(|seen| {
-            let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&seen.body).unwrap_or_default();
-            let code = form.iter().find(|(n, _)| n == "code").map(|(_, v)| v.as_str());
-            match code {
-                Some("bad") => Answer::json(400, format!(r#"{{"error":"invalid_grant","error_description":"code bad with secret {CLIENT_SECRET} refused"}}"#)),
-                Some("html") => Answer { status: 500, content_type: "text/html", body: format!("<p>{CLIENT_SECRET} {ACCESS}</p>") },
-                _ => Answer::json(200, format!(r#"{{"access_token":"{ACCESS}","refresh_token":"{UPSTREAM_REFRESH}","instance_url":"https://na1.salesforce.com"}}"#)),
-            }
-        })
-        .await;
+        // Salesforce issuing sentinel tokens (a new refresh token on each refresh too), and
+        // careless: its refusal and its error page echo the client secret and a token.
+        let upstream = FakeUpstream::salesforce()
+            .access_token(ACCESS)
+            .refresh_token(UPSTREAM_REFRESH)
+            .rotate_refresh_tokens()
+            .answer_with(|seen| match seen.param("code").as_deref() {
+                Some("bad") => Some(Answer::json(400, format!(r#"{{"error":"invalid_grant","error_description":"code bad with secret {CLIENT_SECRET} refused"}}"#))),
+                Some("html") => Some(Answer { status: 500, content_type: "text/html", body: format!("<p>{CLIENT_SECRET} {ACCESS}</p>") }),
+                _ => None,
+            })
+            .await;
         let sealer = StateSealer::random();
         let authorize = AuthorizeRedirect::builder()
-            .upstream_authorize_url(format!("http://{}/authorize", upstream.addr))
+            .upstream_authorize_url(upstream.authorize_url())
             .client_id("connected-app")
             .client_secret(CLIENT_SECRET)
             .public_url("https://bridge.example.com")

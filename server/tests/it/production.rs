@@ -8,11 +8,11 @@ use account_link_bridge::upstream::{tls_config_with_roots, Upstream};
 use account_link_bridge::{PackedToken, Provider};
 use account_link_bridge_server::Bridge;
 use bytes::Bytes;
-use http::{Request, Response, Version};
+use http::{Request, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::{post, MockUpstream, TestPki};
+use support::{post, FakeUpstream, Fault, TestPki};
 
 const EXCHANGE: &str =
     "grant_type=authorization_code&code=c0de&client_id=alexa&client_secret=s3cret";
@@ -20,21 +20,12 @@ const EXCHANGE: &str =
 #[tokio::test]
 async fn the_bridge_reaches_an_https_upstream_signed_by_a_private_ca() {
     let pki = TestPki::new();
-    let addr = support::serve_tls(
-        |request: Request<hyper::body::Incoming>| async move {
-            let body = request.into_body().collect().await.unwrap().to_bytes();
-            assert!(body.starts_with(b"grant_type=authorization_code"));
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from_static(
-                    br#"{"access_token":"tls-token","instance_url":"https://tls.my.salesforce.com"}"#,
-                )))
-                .unwrap()
-        },
-        pki.server_config(),
-    )
-    .await;
-    let url = format!("https://localhost:{}/services/oauth2/token", addr.port());
+    let fake = FakeUpstream::salesforce()
+        .tls(pki.server_config())
+        .access_token("tls-token")
+        .await;
+    let url = fake.token_url();
+    assert!(url.starts_with("https://localhost:"), "{url}");
     let upstream =
         Upstream::with_tls(url.parse().unwrap(), tls_config_with_roots(pki.roots())).unwrap();
     let base = support::serve_service(Bridge::new(Provider::salesforce(), upstream)).await;
@@ -44,20 +35,17 @@ async fn the_bridge_reaches_an_https_upstream_signed_by_a_private_ca() {
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let token = PackedToken::unpack(reply.json()["access_token"].as_str().unwrap()).unwrap();
     assert_eq!(token.access_token(), "tls-token");
+    assert!(fake
+        .last()
+        .body
+        .starts_with(b"grant_type=authorization_code"));
 }
 
 #[tokio::test]
 async fn an_upstream_certificate_from_an_unknown_ca_is_a_502_server_error() {
     let pki = TestPki::new();
-    let addr =
-        support::serve_tls(
-            |_request: Request<hyper::body::Incoming>| async move {
-                Response::new(Full::new(Bytes::new()))
-            },
-            pki.server_config(),
-        )
-        .await;
-    let url = format!("https://localhost:{}/token", addr.port());
+    let fake = FakeUpstream::salesforce().tls(pki.server_config()).await;
+    let url = fake.token_url();
     // Trusts only the public webpki roots, not the test CA.
     let base = support::serve_service(Bridge::new(
         Provider::salesforce(),
@@ -77,13 +65,11 @@ async fn an_upstream_certificate_from_an_unknown_ca_is_a_502_server_error() {
 
 #[tokio::test]
 async fn a_stalled_upstream_is_answered_504_json_within_the_timeout_plus_a_margin() {
-    let addr = support::serve(|_request: Request<hyper::body::Incoming>| async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        Response::new(Full::new(Bytes::new()))
-    })
-    .await;
-    let upstream = Upstream::new(format!("http://{addr}/token").parse().unwrap())
-        .timeout(Duration::from_millis(400));
+    let fake = FakeUpstream::salesforce()
+        .delay(Duration::from_secs(30))
+        .await;
+    let upstream =
+        Upstream::new(fake.token_url().parse().unwrap()).timeout(Duration::from_millis(400));
     let base = support::serve_service(Bridge::new(Provider::salesforce(), upstream)).await;
 
     let started = Instant::now();
@@ -98,24 +84,9 @@ async fn a_stalled_upstream_is_answered_504_json_within_the_timeout_plus_a_margi
 
 #[tokio::test]
 async fn an_upstream_that_stalls_mid_body_is_also_bounded_by_the_timeout() {
-    let addr = support::serve(|_request: Request<hyper::body::Incoming>| async move {
-        let (mut sender, body) =
-            http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(1);
-        tokio::spawn(async move {
-            let _ = sender
-                .send_data(Bytes::from_static(b"{\"access_token\":"))
-                .await;
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(sender);
-        });
-        Response::builder()
-            .header("content-type", "application/json")
-            .body(body)
-            .unwrap()
-    })
-    .await;
-    let upstream = Upstream::new(format!("http://{addr}/token").parse().unwrap())
-        .timeout(Duration::from_millis(400));
+    let fake = FakeUpstream::salesforce().fault(Fault::StallMidBody).await;
+    let upstream =
+        Upstream::new(fake.token_url().parse().unwrap()).timeout(Duration::from_millis(400));
     let base = support::serve_service(Bridge::new(Provider::salesforce(), upstream)).await;
 
     let started = Instant::now();
@@ -127,7 +98,7 @@ async fn an_upstream_that_stalls_mid_body_is_also_bounded_by_the_timeout() {
 
 #[tokio::test]
 async fn routes_answer_health_404_and_405_as_json() {
-    let upstream = MockUpstream::salesforce().await;
+    let upstream = FakeUpstream::salesforce().await;
     let base = support::serve_service(Bridge::new(
         Provider::salesforce(),
         Upstream::new(upstream.token_url().parse().unwrap()),

@@ -7,11 +7,11 @@
 
 use testkit as support;
 use testkit::oidc::{query, Browser, OidcProvider};
+use testkit::FakeUpstream;
 
 use std::collections::HashSet;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +21,6 @@ use account_link_bridge::state::{StateKey, StateSealer};
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{FullBody, Provider, TokenExchangeLayer};
 use account_link_bridge_server::Bridge;
-use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
@@ -34,139 +33,17 @@ const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded")
 // ---------------------------------------------------------------------------------------------
 // A rotating upstream that revokes on reuse.
 
-/// One grant at an upstream that rotates refresh tokens (when `rotate`) and, like Salesforce,
-/// revokes the whole grant when a rotated token comes back.
-struct Grant {
-    rotate: bool,
-    live: String,
-    rotated: HashSet<String>,
-    codes_used: HashSet<String>,
-    revoked: bool,
-    issued: usize,
-}
-
-impl Grant {
-    fn new(rotate: bool) -> Self {
-        Grant {
-            rotate,
-            live: "R0-initial-refresh-token".into(),
-            rotated: HashSet::new(),
-            codes_used: HashSet::new(),
-            revoked: false,
-            issued: 0,
-        }
-    }
-
-    /// The upstream's answer to one token request form: (status, JSON).
-    fn answer(&mut self, form: &[(String, String)]) -> (u16, String) {
-        let get = |n: &str| form.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-        let invalid = |d: &str| {
-            (
-                400,
-                format!(r#"{{"error":"invalid_grant","error_description":"{d}"}}"#),
-            )
-        };
-        if get("client_secret") != Some(CLIENT_SECRET) {
-            return (401, r#"{"error":"invalid_client"}"#.into());
-        }
-        match (get("grant_type"), get("code"), get("refresh_token")) {
-            (Some("authorization_code"), Some(code), _) => {
-                if !self.codes_used.insert(code.to_string()) {
-                    self.revoked = true;
-                    return invalid("code already used");
-                }
-                self.issue(true)
-            }
-            (Some("refresh_token"), _, Some(token)) => {
-                if self.revoked {
-                    invalid("grant revoked")
-                } else if token == self.live {
-                    let rotate = self.rotate;
-                    if rotate {
-                        self.rotated.insert(token.to_string());
-                    }
-                    self.issue(rotate)
-                } else if self.rotated.contains(token) {
-                    self.revoked = true;
-                    invalid("refresh token reused: grant revoked")
-                } else {
-                    invalid("unknown refresh token")
-                }
-            }
-            _ => (400, r#"{"error":"unsupported_grant_type"}"#.into()),
-        }
-    }
-
-    fn issue(&mut self, new_refresh_token: bool) -> (u16, String) {
-        self.issued += 1;
-        let n = self.issued;
-        let mut json = serde_json::json!({
-            "access_token": format!("access-token-{n}-of-the-fake"),
-            "token_type": "Bearer",
-            "expires_in": 3600,
-        });
-        if new_refresh_token {
-            self.live = format!("R{n}-refresh-token-of-the-fake");
-            json["refresh_token"] = self.live.clone().into();
-        }
-        (200, json.to_string())
-    }
-}
-
-/// The fake upstream over loopback HTTP: a [`Grant`], a call counter and a delay.
-#[derive(Clone)]
-struct FakeUpstream {
-    url: String,
-    grant: Arc<Mutex<Grant>>,
-    calls: Arc<AtomicUsize>,
-    delay: Arc<Mutex<Duration>>,
-}
-
-impl FakeUpstream {
-    async fn start(rotate: bool) -> Self {
-        let grant = Arc::new(Mutex::new(Grant::new(rotate)));
-        let calls = Arc::new(AtomicUsize::new(0));
-        let delay = Arc::new(Mutex::new(Duration::ZERO));
-        let (g, c, d) = (grant.clone(), calls.clone(), delay.clone());
-        let addr = support::serve(move |request: Request<hyper::body::Incoming>| {
-            let (grant, calls, delay) = (g.clone(), c.clone(), d.clone());
-            async move {
-                let body = request.into_body().collect().await.unwrap().to_bytes();
-                calls.fetch_add(1, Ordering::SeqCst);
-                let pause = *delay.lock().unwrap();
-                tokio::time::sleep(pause).await;
-                let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
-                let (status, json) = grant.lock().unwrap().answer(&form);
-                Response::builder()
-                    .status(status)
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(json)))
-                    .unwrap()
-            }
-        })
-        .await;
-        FakeUpstream {
-            url: format!("http://{addr}/token"),
-            grant,
-            calls,
-            delay,
-        }
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    fn revoked(&self) -> bool {
-        self.grant.lock().unwrap().revoked
-    }
-
-    fn live(&self) -> String {
-        self.grant.lock().unwrap().live.clone()
-    }
-
-    fn set_delay(&self, delay: Duration) {
-        *self.delay.lock().unwrap() = delay;
+/// testkit's fake upstream, judging as a real server does (codes once, only the refresh tokens it
+/// issued) and, when `rotate`, rotating refresh tokens and revoking the whole grant when a
+/// rotated one comes back, as Salesforce does.
+async fn fake_upstream(rotate: bool) -> FakeUpstream {
+    let upstream = FakeUpstream::generic()
+        .client("alexa", CLIENT_SECRET)
+        .strict();
+    if rotate {
+        upstream.rotate_refresh_tokens().await
+    } else {
+        upstream.await
     }
 }
 
@@ -286,13 +163,13 @@ fn refresh_token_of(reply: &support::Reply) -> String {
 
 #[tokio::test]
 async fn a_refresh_repeated_within_the_grace_gets_the_same_answer_with_one_upstream_call() {
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let bridge = bridge(
-        &upstream.url,
+        &upstream.token_url(),
         records(MemoryStore::new(), Duration::from_secs(4)),
     )
     .await;
-    let r0 = upstream.live();
+    let r0 = upstream.live_refresh_token();
 
     let first = refresh(&bridge, &r0).await;
     let r1 = refresh_token_of(&first);
@@ -314,13 +191,13 @@ async fn a_refresh_repeated_within_the_grace_gets_the_same_answer_with_one_upstr
 
 #[tokio::test]
 async fn a_replayed_answer_promises_only_the_lifetime_its_token_has_left() {
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let bridge = bridge(
-        &upstream.url,
+        &upstream.token_url(),
         records(MemoryStore::new(), Duration::from_secs(4)),
     )
     .await;
-    let r0 = upstream.live();
+    let r0 = upstream.live_refresh_token();
     let first = refresh(&bridge, &r0).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let again = refresh(&bridge, &r0).await;
@@ -338,13 +215,13 @@ async fn a_replayed_answer_promises_only_the_lifetime_its_token_has_left() {
 
 #[tokio::test]
 async fn a_replay_after_the_new_token_was_used_gets_no_tokens_and_the_grant_lives() {
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let bridge = bridge(
-        &upstream.url,
+        &upstream.token_url(),
         records(MemoryStore::new(), Duration::from_secs(4)),
     )
     .await;
-    let r0 = upstream.live();
+    let r0 = upstream.live_refresh_token();
     let r1 = refresh_token_of(&refresh(&bridge, &r0).await);
     let r2 = refresh_token_of(&refresh(&bridge, &r1).await);
 
@@ -360,13 +237,13 @@ async fn a_replay_after_the_new_token_was_used_gets_no_tokens_and_the_grant_live
 
 #[tokio::test]
 async fn an_upstream_that_does_not_rotate_is_never_refused_by_the_records() {
-    let upstream = FakeUpstream::start(false).await;
+    let upstream = fake_upstream(false).await;
     let bridge = bridge(
-        &upstream.url,
+        &upstream.token_url(),
         records(MemoryStore::new(), Duration::from_secs(4)),
     )
     .await;
-    let r0 = upstream.live();
+    let r0 = upstream.live_refresh_token();
     let first = refresh(&bridge, &r0).await;
     // The response layer echoes R0: no successor.
     assert_eq!(refresh_token_of(&first), r0);
@@ -380,9 +257,9 @@ async fn an_upstream_that_does_not_rotate_is_never_refused_by_the_records() {
 
 #[tokio::test]
 async fn a_repeated_code_exchange_gets_the_same_answer_until_its_refresh_token_is_used() {
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let bridge = bridge(
-        &upstream.url,
+        &upstream.token_url(),
         records(MemoryStore::new(), Duration::from_secs(4)),
     )
     .await;
@@ -401,9 +278,9 @@ async fn a_repeated_code_exchange_gets_the_same_answer_until_its_refresh_token_i
 
 #[tokio::test]
 async fn an_upstream_error_is_not_recorded_and_the_next_try_goes_upstream() {
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let bridge = bridge(
-        &upstream.url,
+        &upstream.token_url(),
         records(MemoryStore::new(), Duration::from_secs(4)),
     )
     .await;
@@ -416,13 +293,13 @@ async fn an_upstream_error_is_not_recorded_and_the_next_try_goes_upstream() {
 
 #[tokio::test]
 async fn a_refresh_slower_than_the_deadline_answers_5xx_then_the_retry_gets_the_late_answer() {
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let bridge = bridge(
-        &upstream.url,
+        &upstream.token_url(),
         records(MemoryStore::new(), Duration::from_millis(300)),
     )
     .await;
-    let r0 = upstream.live();
+    let r0 = upstream.live_refresh_token();
     upstream.set_delay(Duration::from_millis(900));
 
     let late = refresh(&bridge, &r0).await;
@@ -446,13 +323,13 @@ async fn a_refresh_slower_than_the_deadline_answers_5xx_then_the_retry_gets_the_
 
 #[tokio::test]
 async fn a_client_that_hangs_up_before_the_answer_gets_it_on_its_retry() {
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let bridge = bridge(
-        &upstream.url,
+        &upstream.token_url(),
         records(MemoryStore::new(), Duration::from_secs(4)),
     )
     .await;
-    let r0 = upstream.live();
+    let r0 = upstream.live_refresh_token();
     upstream.set_delay(Duration::from_millis(600));
     let hung_up = tokio::time::timeout(Duration::from_millis(150), refresh(&bridge, &r0)).await;
     assert!(hung_up.is_err(), "the client gave up before the answer");
@@ -470,16 +347,16 @@ async fn a_client_that_hangs_up_before_the_answer_gets_it_on_its_retry() {
 
 async fn replica(upstream: &FakeUpstream, redis: &Redis, deadline: Duration) -> String {
     let store = RedisStore::open(&redis.url()).unwrap();
-    bridge(&upstream.url, records(store, deadline)).await
+    bridge(&upstream.token_url(), records(store, deadline)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sharing_redis_replay_each_others_records_and_refuse_a_used_ones_replay() {
     let redis = Redis::start();
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let a = replica(&upstream, &redis, Duration::from_secs(4)).await;
     let b = replica(&upstream, &redis, Duration::from_secs(4)).await;
-    let r0 = upstream.live();
+    let r0 = upstream.live_refresh_token();
 
     let first = refresh(&a, &r0).await;
     let r1 = refresh_token_of(&first);
@@ -565,11 +442,11 @@ async fn a_state_is_accepted_once_across_replicas_sharing_redis_and_a_store_faul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_on_two_replicas_make_one_upstream_call_and_answer_the_same() {
     let redis = Redis::start();
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let a = replica(&upstream, &redis, Duration::from_secs(4)).await;
     let b = replica(&upstream, &redis, Duration::from_secs(4)).await;
     upstream.set_delay(Duration::from_millis(200));
-    let r0 = upstream.live();
+    let r0 = upstream.live_refresh_token();
 
     let (one, two, three, four) = tokio::join!(
         refresh(&a, &r0),
@@ -597,10 +474,10 @@ async fn concurrent_refreshes_on_two_replicas_make_one_upstream_call_and_answer_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_stopped_mid_run_exchanges_go_on_and_nobody_gets_invalid_grant() {
     let mut redis = Redis::start();
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let a = replica(&upstream, &redis, Duration::from_secs(4)).await;
     let b = replica(&upstream, &redis, Duration::from_secs(4)).await;
-    let r1 = refresh_token_of(&refresh(&a, &upstream.live()).await);
+    let r1 = refresh_token_of(&refresh(&a, &upstream.live_refresh_token()).await);
 
     redis.stop();
     // Each refresh of Alexa's goes upstream as without records, on either replica.
@@ -616,7 +493,7 @@ async fn with_redis_stopped_mid_run_exchanges_go_on_and_nobody_gets_invalid_gran
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_dump_holds_no_token_code_or_secret() {
     let redis = Redis::start();
-    let upstream = FakeUpstream::start(true).await;
+    let upstream = fake_upstream(true).await;
     let a = replica(&upstream, &redis, Duration::from_secs(4)).await;
     let code = "the-code-alexa-got-from-the-callback";
     let linked = exchange_code(&a, code).await;
@@ -809,7 +686,8 @@ fn callback_prefix(bridge_url: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The record's state machine, as Alexa and a replayer see it (in process, no HTTP).
+// The record's state machine, as Alexa and a replayer see it (the bridge in process, the
+// upstream over loopback).
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -835,25 +713,10 @@ proptest! {
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
-            let grant = Arc::new(Mutex::new(Grant::new(true)));
-            let calls = Arc::new(AtomicUsize::new(0));
-            let (g, c) = (grant.clone(), calls.clone());
-            let upstream = tower::service_fn(move |request: Request<FullBody>| {
-                let (grant, calls) = (g.clone(), c.clone());
-                async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    let form: Vec<(String, String)> =
-                        serde_urlencoded::from_bytes(request.body().as_bytes()).unwrap();
-                    let (status, json) = grant.lock().unwrap().answer(&form);
-                    let mut response = Response::new(FullBody::from(json));
-                    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                    response.headers_mut().insert("content-type", "application/json".parse().unwrap());
-                    Ok::<_, std::convert::Infallible>(response)
-                }
-            });
+            let upstream = fake_upstream(true).await;
             let service = TokenExchangeLayer::new(Provider::generic())
                 .refresh_records(records(MemoryStore::new(), Duration::from_secs(4)))
-                .layer(upstream);
+                .layer(Upstream::new(upstream.token_url().parse().unwrap()));
             let ask = |token: String| {
                 let service = service.clone();
                 async move {
@@ -871,7 +734,7 @@ proptest! {
                 }
             };
             // The tokens Alexa held, oldest first, and the ones it has presented.
-            let mut held = vec![grant.lock().unwrap().live.clone()];
+            let mut held = vec![upstream.live_refresh_token()];
             let mut presented: HashSet<String> = HashSet::new();
             for step in steps {
                 match step {
@@ -896,10 +759,10 @@ proptest! {
                     }
                     Step::Replay { .. } => {}
                 }
-                assert!(!grant.lock().unwrap().revoked, "the upstream revoked the grant");
+                assert!(!upstream.revoked(), "the upstream revoked the grant");
             }
             // One upstream call per token presented, whatever was repeated.
-            assert_eq!(calls.load(Ordering::SeqCst), presented.len());
+            assert_eq!(upstream.calls(), presented.len());
             let (status, _) = ask(held.last().unwrap().clone()).await;
             assert_eq!(status, 200, "the grant is alive at the end");
         });
@@ -909,25 +772,10 @@ proptest! {
 #[tokio::test]
 async fn the_exchange_trace_says_what_the_records_did() {
     use account_link_bridge::diagnostics::{ExchangeTrace, Outcome};
-    let grant = Arc::new(Mutex::new(Grant::new(true)));
-    let g = grant.clone();
-    let upstream = tower::service_fn(move |request: Request<FullBody>| {
-        let grant = g.clone();
-        async move {
-            let form: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(request.body().as_bytes()).unwrap();
-            let (status, json) = grant.lock().unwrap().answer(&form);
-            let mut response = Response::new(FullBody::from(json));
-            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
-            response
-                .headers_mut()
-                .insert("content-type", "application/json".parse().unwrap());
-            Ok::<_, std::convert::Infallible>(response)
-        }
-    });
+    let upstream = fake_upstream(true).await;
     let service = TokenExchangeLayer::new(Provider::generic())
         .refresh_records(records(MemoryStore::new(), Duration::from_secs(4)))
-        .layer(upstream);
+        .layer(Upstream::new(upstream.token_url().parse().unwrap()));
     let trace = |token: String| {
         let service = service.clone();
         async move {
@@ -949,7 +797,7 @@ async fn the_exchange_trace_says_what_the_records_did() {
             (trace, json)
         }
     };
-    let r0 = grant.lock().unwrap().live.clone();
+    let r0 = upstream.live_refresh_token();
     let (recorded, answer) = trace(r0.clone()).await;
     assert_eq!(recorded.refresh, Some("refresh_recorded"));
     assert_eq!(recorded.outcome, Outcome::Token);
