@@ -151,6 +151,6 @@ macro_rules! inner_service_accessors {
 pub(crate) use inner_service_accessors;
 
 /// The README's examples, compiled as doctests.
-#[cfg(all(doctest, feature = "axum"))]
+#[cfg(all(doctest, feature = "axum", feature = "verify"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
