@@ -94,9 +94,16 @@ impl RunningExample {
                 }
             });
         }
+        // Owned (killed and waited for on drop) before anything below can panic.
+        let mut example = RunningExample {
+            child,
+            base: String::new(),
+            output,
+            curl: String::new(),
+        };
         let started = Instant::now();
         loop {
-            let printed = output.lock().unwrap().clone();
+            let printed = example.output();
             let base = printed
                 .lines()
                 .find_map(|l| l.strip_prefix("listening on "))
@@ -106,12 +113,9 @@ impl RunningExample {
                 .find_map(|l| l.strip_prefix("try: "))
                 .map(str::to_string);
             if let (Some(base), Some(curl)) = (base, curl) {
-                return RunningExample {
-                    child,
-                    base,
-                    output,
-                    curl,
-                };
+                example.base = base;
+                example.curl = curl;
+                return example;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
