@@ -314,7 +314,8 @@ pub fn pkce_toward_upstream(args: &Args, provider: &Provider) -> bool {
 }
 
 /// Builds the bridge's routes from the configuration. `public_url` is the bridge's external
-/// base URL (from `--public-url` or the listening address).
+/// base URL (from `--public-url` or the listening address). Run `checks::refusals` first: an
+/// `--expires-in` below Alexa's minimum is refused there, before the provider warns of it.
 pub fn build_bridge(
     args: &Args,
     endpoints: &Endpoints,
@@ -326,8 +327,6 @@ pub fn build_bridge(
             args.provider
         )
     })?;
-    // Refused here, before the provider hears of a lifetime (it would warn about it too).
-    crate::checks::refusals(args)?;
     if let Some(secs) = args.expires_in {
         provider = provider.expires_in(ExpiresIn::default_secs(secs));
     }

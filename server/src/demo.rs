@@ -78,9 +78,12 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         r#""access_token":"{access_token}","instance_url":"https://demo.my.salesforce.com","id":"https://login.salesforce.com/id/00Dd0000000demo/005d0000000demo","token_type":"Bearer","issued_at":"1700000000000","signature":"ZGVtbw==""#
     );
     let answer = match (param("grant_type"), param("code")) {
-        // Like any authorization server, it refuses a code no server issued (the doctor's probe
-        // code); it takes any other, so that the curl line the bridge prints works.
-        (Some("authorization_code"), Some("expired-code" | crate::doctor::INVALID_CODE)) => {
+        // Like any authorization server, it refuses a code no server issued: here one that says
+        // it is invalid (the doctor's probe code, `alexa-bridge-doctor-invalid-code`) or
+        // expired; it takes any other, so that the curl line the bridge prints works.
+        (Some("authorization_code"), Some(code))
+            if code == "expired-code" || code.contains("invalid") =>
+        {
             return Ok(json(
                 StatusCode::BAD_REQUEST,
                 r#"{"error":"invalid_grant","error_description":"authorization code expired"}"#

@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// What Alexa sent and what went upstream, without a value that could be a secret: the
-/// [`RequestFacts`] of the request layer, spelled out for the trace (parameter names, where the
+/// [`RequestFacts`](crate::token_request::RequestFacts) of the request layer, spelled out for the trace (parameter names, where the
 /// credentials were, [`Fingerprint`]s of the secrets).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -109,7 +109,7 @@ pub(crate) fn outcome_of<B>(response: &Response<B>) -> Outcome {
 
 /// One token exchange, as an operator needs to see it: see the [module docs](super).
 ///
-/// Built from the extensions of the answer ([`RequestFacts`], [`RewriteReport`]); holds names,
+/// Built from the extensions of the answer ([`RequestFacts`](crate::token_request::RequestFacts), [`RewriteReport`](crate::token_response::RewriteReport)); holds names,
 /// statuses, fixed words and [`Fingerprint`]s, never a secret.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]

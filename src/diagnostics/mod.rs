@@ -3,7 +3,7 @@
 //! Alexa says only "We were unable to link … at this time". The bridge knows why, and this
 //! module says it in one structured record per exchange:
 //!
-//! - [`RequestFacts`]: what Alexa sent (body format, Content-Type, where the credentials were,
+//! - [`RequestFacts`](crate::token_request::RequestFacts): what Alexa sent (body format, Content-Type, where the credentials were,
 //!   grant type, parameter **names**) and what went upstream (names, credential placement),
 //!   attached by [`NormalizeTokenRequestLayer`](crate::token_request::NormalizeTokenRequestLayer) to every
 //!   answer's extensions;
@@ -16,7 +16,7 @@
 //! - [`ExchangeTrace`]: all of these read from an answer's extensions, with the latency split
 //!   into bridge time and upstream time, emitted as one `tracing` event at DEBUG on the target
 //!   [`TRACE_TARGET`];
-//! - [`AuthorizeReport`]: the same for `/authorize` and `/callback` (Alexa's redirect host and
+//! - [`AuthorizeReport`](crate::authorize::AuthorizeReport): the same for `/authorize` and `/callback` (Alexa's redirect host and
 //!   vendor id, the state verdict, an upstream error relayed, the code relayed), attached by
 //!   [`AuthorizeRedirect`](crate::AuthorizeRedirect).
 //!
@@ -76,10 +76,11 @@ mod metrics;
 
 pub use self::exchange::{ExchangeTrace, RequestTrace};
 pub use self::layer::{Diagnostics, DiagnosticsLayer, ResponseFuture};
-pub use crate::authorize::{AuthorizeReport, AuthorizeRoute, AuthorizeVerdict, StateVerdict};
+// The records the layers attach (`authorize::AuthorizeReport`, `token_request::RequestFacts`,
+// `token_response::RewriteReport`) keep their one path under the layer that writes them; the
+// vocabulary only the observer speaks has its path here.
 pub use crate::fingerprint::Fingerprint;
 pub use crate::outcome::{AnswerKind, Outcome};
-pub use crate::token_request::RequestFacts;
 
 /// The `tracing` target of the per-exchange records.
 pub const TRACE_TARGET: &str = "account_link_bridge::trace";
@@ -95,9 +96,12 @@ pub fn record_exchange<B>(response: &http::Response<B>, elapsed: std::time::Dura
 }
 
 /// Records one finished `/authorize` or `/callback` answer, when it carries an
-/// [`AuthorizeReport`], as [`DiagnosticsLayer`] does.
+/// [`AuthorizeReport`](crate::authorize::AuthorizeReport), as [`DiagnosticsLayer`] does.
 pub fn record_authorize<B>(response: &http::Response<B>, elapsed: std::time::Duration) {
-    if let Some(report) = response.extensions().get::<AuthorizeReport>() {
+    if let Some(report) = response
+        .extensions()
+        .get::<crate::authorize::AuthorizeReport>()
+    {
         authorize::emit(report, elapsed);
         #[cfg(feature = "metrics")]
         metrics::authorize(report);

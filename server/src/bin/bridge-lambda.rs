@@ -108,6 +108,8 @@ fn configure(args: &Args) -> Result<account_link_bridge_server::Bridge, String> 
                 .into(),
         );
     }
+    // Refused before the provider hears of a lifetime (it would warn about it too).
+    checks::refusals(args)?;
     let bridge = config::build_bridge(args, &endpoints, &public_url)?;
     for warning in checks::warnings(args, &public_url) {
         tracing::warn!("{warning}");

@@ -8,10 +8,10 @@ use account_link_bridge_server::doctor;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use account_link_bridge::authorize::AuthorizeRedirect;
-use account_link_bridge::diagnostics::{
-    AuthorizeReport, AuthorizeVerdict, ExchangeTrace, Fingerprint, Outcome, StateVerdict,
+use account_link_bridge::authorize::{
+    AuthorizeRedirect, AuthorizeReport, AuthorizeVerdict, StateVerdict,
 };
+use account_link_bridge::diagnostics::{ExchangeTrace, Fingerprint, Outcome};
 use account_link_bridge::state::StateSealer;
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{FullBody, Provider};
