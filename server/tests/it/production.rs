@@ -225,27 +225,11 @@ async fn the_example_serves_https_and_http2_with_a_given_certificate() {
 /// Runs the `bridge` binary with `args` until it exits or has started serving; returns whether
 /// it exited, with everything it wrote to stderr by then.
 fn start_bridge_briefly(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    for line in stderr.lines().map_while(Result::ok) {
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("bridge serving POST") {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (None, seen);
-        }
-    }
-    (Some(child.wait().unwrap()), seen)
+    let args: Vec<&str> = ["--listen", "127.0.0.1:0"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    crate::startup_checks::start_bridge(&args)
 }
 
 #[test]

@@ -126,7 +126,7 @@ fn a_certificate_near_or_past_its_end_is_noticed() {
 
 /// Runs the `bridge` binary with `args` (and `RUST_LOG=info`) until it exits or has started
 /// serving; returns its exit status if it exited, and everything it wrote to stderr by then.
-fn start_bridge(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
+pub(crate) fn start_bridge(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
         .args(args)

@@ -67,13 +67,7 @@ impl SigningCertificate {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| not_pem().because(e))?;
         let (signing, intermediates) = chain.split_first().ok_or_else(not_pem)?;
-        let end_entity = EndEntityCert::try_from(signing).map_err(|e| {
-            Refusal::new(
-                Rule::CertificateChain,
-                "the signing certificate cannot be read",
-            )
-            .because(e)
-        })?;
+        let end_entity = end_entity(signing)?;
         end_entity
             .verify_for_usage(
                 CHAIN_ALGORITHMS,
@@ -117,13 +111,7 @@ impl SigningCertificate {
     /// Checks `signature` (RSA PKCS#1 v1.5 with SHA-256, as `Signature-256` is) over the exact
     /// `body` with the certificate's public key.
     pub(crate) fn verify_signature(&self, body: &[u8], signature: &[u8]) -> Result<(), Refusal> {
-        let end_entity = EndEntityCert::try_from(&self.der).map_err(|e| {
-            Refusal::new(
-                Rule::CertificateChain,
-                "the signing certificate cannot be read",
-            )
-            .because(e)
-        })?;
+        let end_entity = end_entity(&self.der)?;
         end_entity
             .verify_signature(webpki::ring::RSA_PKCS1_2048_8192_SHA256, body, signature)
             .map_err(|e| {
@@ -226,6 +214,17 @@ impl CertificateCache {
         }
         entries.insert(url, certificate);
     }
+}
+
+/// The signing certificate as webpki reads it.
+fn end_entity<'a>(der: &'a CertificateDer<'a>) -> Result<EndEntityCert<'a>, Refusal> {
+    EndEntityCert::try_from(der).map_err(|e| {
+        Refusal::new(
+            Rule::CertificateChain,
+            "the signing certificate cannot be read",
+        )
+        .because(e)
+    })
 }
 
 #[cfg(test)]
