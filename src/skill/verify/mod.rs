@@ -19,7 +19,7 @@
 //! | `certificate_name` | the signing certificate's subject alternative names include `echo-api.amazon.com` |
 //! | `signature` | `Signature-256` is the signing certificate's RSA PKCS#1 v1.5 SHA-256 signature of the exact body bytes |
 //! | `envelope` | the body is an Alexa request (JSON with `request` or `directive`) |
-//! | `timestamp` | `request.timestamp` is within 150 seconds of now, past or future |
+//! | `timestamp` | `request.timestamp` is within 150 seconds of now, past or future; a skill event (`AlexaSkillEvent.SkillAccountLinked` and the ASK SDKs' four others) may be up to an hour old, as Amazon delivers them up to an hour late |
 //! | `skill_id` | with [`AlexaRequestVerifier::skill_ids`]: `context.System.application.applicationId` (else `session.application.applicationId`) is one of them |
 //!
 //! The body is authenticated (the signature) before anything in it is read. A validated
@@ -87,7 +87,8 @@ pub use self::refusal::{Refusal, Rule};
 pub use self::service::{VerifyAlexaRequest, VerifyAlexaRequestLayer};
 pub use self::verifier::{
     AlexaRequestVerifier, InvalidRoots, VerifiedAlexaRequest, SIGNATURE_256,
-    SIGNATURE_CERT_CHAIN_URL, TIMESTAMP_TOLERANCE,
+    SIGNATURE_CERT_CHAIN_URL, SKILL_EVENT_REQUEST_TYPES, SKILL_EVENT_TIMESTAMP_TOLERANCE,
+    TIMESTAMP_TOLERANCE,
 };
 
 #[cfg(doc)]

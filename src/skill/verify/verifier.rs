@@ -21,6 +21,20 @@ pub const SIGNATURE_CERT_CHAIN_URL: &str = "signaturecertchainurl";
 pub const SIGNATURE_256: &str = "signature-256";
 /// How far `request.timestamp` may be from now, either way: Amazon's 150 seconds.
 pub const TIMESTAMP_TOLERANCE: Duration = Duration::from_secs(150);
+/// How old the `request.timestamp` of a skill event ([`SKILL_EVENT_REQUEST_TYPES`]) may be: one
+/// hour. Amazon delivers skill events (`AlexaSkillEvent.SkillAccountLinked` among them) up to an
+/// hour after they happened, and the ASK SDKs' timestamp verifiers accept them that late; from
+/// the future they get the ordinary [`TIMESTAMP_TOLERANCE`].
+pub const SKILL_EVENT_TIMESTAMP_TOLERANCE: Duration = Duration::from_secs(3600);
+/// The request types that are skill events, judged by [`SKILL_EVENT_TIMESTAMP_TOLERANCE`]: the
+/// ASK SDKs' list, exactly (not every `AlexaSkillEvent.` prefix).
+pub const SKILL_EVENT_REQUEST_TYPES: [&str; 5] = [
+    "AlexaSkillEvent.SkillEnabled",
+    "AlexaSkillEvent.SkillDisabled",
+    "AlexaSkillEvent.SkillPermissionChanged",
+    "AlexaSkillEvent.SkillPermissionAccepted",
+    "AlexaSkillEvent.SkillAccountLinked",
+];
 
 /// Checks that a request to a web-service skill comes from Alexa, as Amazon requires: see the
 /// [module docs](super) for the rules. Built once, shared by the layer (it holds the
@@ -229,7 +243,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.trim().is_empty())
 }
 
-/// `request.timestamp`, which must be within [`TIMESTAMP_TOLERANCE`] of `now`, either way.
+/// `request.timestamp`, which must be within [`TIMESTAMP_TOLERANCE`] of `now`, either way (a
+/// skill event may be up to [`SKILL_EVENT_TIMESTAMP_TOLERANCE`] old).
 fn check_timestamp(envelope: &AlexaRequest, now: SystemTime) -> Result<SystemTime, Refusal> {
     let text = envelope
         .request
@@ -241,16 +256,30 @@ fn check_timestamp(envelope: &AlexaRequest, now: SystemTime) -> Result<SystemTim
             Refusal::new(Rule::Timestamp, "request.timestamp is not an ISO 8601 time").because(e)
         })?;
     let timestamp = SystemTime::from(parsed);
-    let off = match now.duration_since(timestamp) {
-        Ok(past) => past,
-        Err(future) => future.duration(),
-    };
-    if off > TIMESTAMP_TOLERANCE {
-        return Err(Refusal::new(
-            Rule::Timestamp,
+    let skill_event = envelope
+        .request_type()
+        .is_some_and(|kind| SKILL_EVENT_REQUEST_TYPES.contains(&kind));
+    let (off, tolerance, message) = match now.duration_since(timestamp) {
+        Ok(past) if skill_event => (
+            past,
+            SKILL_EVENT_TIMESTAMP_TOLERANCE,
+            "the skill event's request.timestamp is more than an hour old",
+        ),
+        Ok(past) => (
+            past,
+            TIMESTAMP_TOLERANCE,
             "request.timestamp is more than 150 seconds from now",
-        )
-        .because(format_args!("{} s off", off.as_secs())));
+        ),
+        Err(future) => (
+            future.duration(),
+            TIMESTAMP_TOLERANCE,
+            "request.timestamp is more than 150 seconds from now",
+        ),
+    };
+    if off > tolerance {
+        return Err(
+            Refusal::new(Rule::Timestamp, message).because(format_args!("{} s off", off.as_secs()))
+        );
     }
     Ok(timestamp)
 }
@@ -326,11 +355,54 @@ mod tests {
     use super::*;
 
     fn envelope_at(timestamp: &str) -> AlexaRequest {
+        envelope_of("LaunchRequest", timestamp)
+    }
+
+    fn envelope_of(kind: &str, timestamp: &str) -> AlexaRequest {
         let body = serde_json::json!({
             "version": "1.0",
-            "request": {"type": "LaunchRequest", "timestamp": timestamp},
+            "request": {"type": kind, "timestamp": timestamp},
         });
         AlexaRequest::from_slice(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_skill_event_may_be_an_hour_old_but_no_more_and_not_from_the_future() {
+        let now = SystemTime::from(
+            time::OffsetDateTime::parse(
+                "2026-01-01T12:00:00Z",
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap(),
+        );
+        for (kind, timestamp, within) in [
+            (
+                "AlexaSkillEvent.SkillAccountLinked",
+                "2026-01-01T11:00:00Z",
+                true,
+            ),
+            ("AlexaSkillEvent.SkillEnabled", "2026-01-01T11:30:00Z", true),
+            (
+                "AlexaSkillEvent.SkillAccountLinked",
+                "2026-01-01T10:59:59Z",
+                false,
+            ),
+            (
+                "AlexaSkillEvent.SkillAccountLinked",
+                "2026-01-01T12:02:31Z",
+                false,
+            ),
+            // Only the SDKs' five types, not any AlexaSkillEvent. prefix, nor other requests.
+            (
+                "AlexaSkillEvent.SomethingNew",
+                "2026-01-01T11:30:00Z",
+                false,
+            ),
+            ("IntentRequest", "2026-01-01T11:30:00Z", false),
+        ] {
+            let verdict = check_timestamp(&envelope_of(kind, timestamp), now);
+            assert_eq!(verdict.is_ok(), within, "{kind} {timestamp}: {verdict:?}");
+        }
     }
 
     #[test]
