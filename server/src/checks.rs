@@ -130,8 +130,14 @@ fn public_url_warning(args: &Args, public_url: &str) -> Option<String> {
         ),
         None => format!(" (derived from --listen {})", args.listen),
     };
+    // The quick start (the embedded demo on loopback) trips this warning by design: say so.
+    let demo = if args.upstream_token_url.is_none() {
+        " (expected while trying the embedded demo on this machine; needed once Alexa calls it)"
+    } else {
+        ""
+    };
     Some(format!(
-        "the public URL {public_url} {}{derived}: Alexa calls only https URLs on port 443 whose host is a DNS name with a certificate from an Amazon-approved authority (no such certificate names an IP address), and the upstream sends browsers back to its /callback; pass --public-url https://bridge.example.com, the address Alexa reaches (a load balancer or TLS proxy in front of the bridge, say)",
+        "the public URL {public_url} {}{derived}: Alexa calls only https URLs on port 443 whose host is a DNS name with a certificate from an Amazon-approved authority (no such certificate names an IP address), and the upstream sends browsers back to its /callback; pass --public-url https://bridge.example.com, the address Alexa reaches (a load balancer or TLS proxy in front of the bridge, say){demo}",
         issues.join("; ")
     ))
 }

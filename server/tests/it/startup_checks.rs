@@ -330,6 +330,12 @@ fn a_public_url_alexa_cannot_call_is_warned_about_once() {
     assert_eq!(count(&log, "has an IP address for host"), 1, "{log}");
     assert!(!log.contains("not 443"), "{log}");
     assert!(!log.contains("derived from"), "{log}");
+    // Without --upstream-token-url this is the embedded demo, which the warning says.
+    assert_eq!(
+        count(&log, "expected while trying the embedded demo"),
+        1,
+        "{log}"
+    );
 
     let log = started(&[
         "--listen",
@@ -340,6 +346,18 @@ fn a_public_url_alexa_cannot_call_is_warned_about_once() {
     assert_eq!(count(&log, "the public URL "), 1, "{log}");
     assert_eq!(count(&log, "is on port 8443, not 443"), 1, "{log}");
     assert!(!log.contains("has an IP address"), "{log}");
+
+    // With a real upstream the warning is not excused as the demo's.
+    let log = started(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream-token-url",
+        "https://login.example.com/services/oauth2/token",
+        "--public-url",
+        "https://10.0.0.1",
+    ]);
+    assert_eq!(count(&log, "has an IP address for host"), 1, "{log}");
+    assert!(!log.contains("embedded demo"), "{log}");
 
     // A URL Alexa can call gets no word.
     let log = started(&[
