@@ -587,3 +587,147 @@ async fn linked_account_behind_the_layer_reads_the_verified_envelope() {
     .await;
     assert_refused(&refused, "signature_header", "unsigned, to LinkedAccount");
 }
+
+/// Serves one chain for every certificate URL, in process (the property test below calls the
+/// layer thousands of times; the loopback tests above prove the fetch itself).
+struct OneChain(Bytes);
+
+impl CertificateFetcher for OneChain {
+    fn fetch<'a>(&'a self, _url: &'a Uri) -> FetchFuture<'a> {
+        let chain = self.0.clone();
+        Box::pin(async move { Ok::<_, FetchError>(chain) })
+    }
+}
+
+/// The rule names a refusal may carry.
+const RULES: &[&str] = &[
+    "signature_cert_chain_url_header",
+    "cert_chain_url_scheme",
+    "cert_chain_url_host",
+    "cert_chain_url_path",
+    "cert_chain_url_port",
+    "certificate_fetch",
+    "certificate_chain",
+    "certificate_validity",
+    "certificate_name",
+    "signature_header",
+    "signature",
+    "body",
+    "envelope",
+    "timestamp",
+    "skill_id",
+];
+
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::{service_fn, Layer, ServiceExt};
+
+    fn chain_url() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(CHAIN_URL.to_string())),
+            "[ -~]{0,60}".prop_map(Some),
+            "[a-zA-Z./:%0-9@]{0,30}"
+                .prop_map(|tail| Some(format!("https://s3.amazonaws.com/echo.api/{tail}"))),
+            "[a-zA-Z./:%0-9@]{0,30}"
+                .prop_map(|tail| Some(format!("https://s3.amazonaws.com{tail}"))),
+        ]
+    }
+
+    /// A body: arbitrary bytes, or an envelope-shaped JSON with hostile values (never one the
+    /// verifier may accept: the application id cannot be `SKILL_ID`, the timestamp is no time).
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..300),
+            ("[ -~]{0,30}", "[a-z]{0,12}", "[ -~]{0,20}").prop_map(|(timestamp, app, kind)| {
+                json!({
+                    "version": "1.0",
+                    "context": {"System": {"application": {"applicationId": app}}},
+                    "request": {"type": kind, "timestamp": timestamp},
+                })
+                .to_string()
+                .into_bytes()
+            }),
+            Just(b"{\"request\":{\"timestamp\":12}}".to_vec()),
+            Just(b"[]".to_vec()),
+        ]
+    }
+
+    /// How the request is signed: not at all, garbage, a valid signature of another body, or a
+    /// valid signature of this very body (then everything after the signature is exercised).
+    #[derive(Clone, Debug)]
+    enum Signing {
+        None,
+        Garbage(String),
+        OtherBody,
+        ThisBody,
+    }
+
+    fn signing() -> impl Strategy<Value = Signing> {
+        prop_oneof![
+            Just(Signing::None),
+            "[ -~]{0,400}".prop_map(Signing::Garbage),
+            Just(Signing::OtherBody),
+            Just(Signing::ThisBody),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_requests_are_refused_400_naming_a_rule_and_never_reach_the_skill(
+            url in chain_url(),
+            signing in signing(),
+            body in body(),
+            content_type in prop::option::of("[ -~]{0,30}"),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let pki = AlexaSigningPki::new();
+            let verifier = AlexaRequestVerifier::new()
+                .skill_ids([SKILL_ID])
+                .root_certificates_pem(pki.root_pem.as_bytes())
+                .unwrap()
+                .fetcher(OneChain(Bytes::from(pki.chain_pem())));
+            let reached = Arc::new(AtomicUsize::new(0));
+            let counter = Arc::clone(&reached);
+            let skill = service_fn(move |_: http::Request<account_link_bridge::FullBody>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, std::convert::Infallible>(http::Response::new(account_link_bridge::FullBody::default())) }
+            });
+            let service = VerifyAlexaRequestLayer::new(verifier).layer(skill);
+            let mut request = http::Request::post("/skill");
+            if let Some(url) = &url {
+                if let Ok(value) = http::HeaderValue::from_str(url) {
+                    request = request.header("SignatureCertChainUrl", value);
+                }
+            }
+            let signature = match &signing {
+                Signing::None => None,
+                Signing::Garbage(text) => Some(text.clone()),
+                Signing::OtherBody => Some(AlexaSigningPki::sign(b"{\"another\":\"body\"}")),
+                Signing::ThisBody => Some(AlexaSigningPki::sign(&body)),
+            };
+            if let Some(signature) = signature.and_then(|s| http::HeaderValue::from_str(&s).ok()) {
+                request = request.header("Signature-256", signature);
+            }
+            if let Some(value) = content_type.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+                request = request.header("content-type", value);
+            }
+            let request = request.body(http_body_util::Full::new(Bytes::from(body))).unwrap();
+            let response = runtime.block_on(service.oneshot(request)).unwrap();
+            prop_assert_eq!(response.status(), 400);
+            prop_assert_eq!(reached.load(Ordering::SeqCst), 0);
+            let bytes = runtime
+                .block_on(http_body_util::BodyExt::collect(response.into_body()))
+                .unwrap()
+                .to_bytes();
+            let answer: Value = serde_json::from_slice(&bytes).unwrap();
+            prop_assert_eq!(&answer["error"], "alexa_request_not_verified");
+            let rule = answer["rule"].as_str().unwrap_or_default().to_string();
+            prop_assert!(RULES.contains(&rule.as_str()), "unknown rule {}", rule);
+        }
+    }
+}
