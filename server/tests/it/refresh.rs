@@ -126,15 +126,27 @@ async fn bridge(upstream: &str, records: RefreshRecords) -> String {
         .await
 }
 
-async fn refresh(bridge: &str, token: &str) -> support::Reply {
-    let body = serde_urlencoded::to_string([
+/// Alexa's refresh of `token`, a form with the credentials in the body.
+fn refresh_form(token: &str) -> String {
+    serde_urlencoded::to_string([
         ("grant_type", "refresh_token"),
         ("refresh_token", token),
         ("client_id", "alexa"),
         ("client_secret", CLIENT_SECRET),
     ])
-    .unwrap();
-    support::post(&format!("{bridge}/token"), &[FORM], body).await
+    .unwrap()
+}
+
+/// [`refresh_form`] as a request for a service called in process.
+fn refresh_request(token: &str) -> Request<FullBody> {
+    Request::post("/token")
+        .header(FORM.0, FORM.1)
+        .body(FullBody::from(refresh_form(token)))
+        .unwrap()
+}
+
+async fn refresh(bridge: &str, token: &str) -> support::Reply {
+    support::post(&format!("{bridge}/token"), &[FORM], refresh_form(token)).await
 }
 
 async fn exchange_code(bridge: &str, code: &str) -> support::Reply {
@@ -638,14 +650,14 @@ async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobo
     // 1. A refresh slower than Alexa's deadline: oidc-provider rotates R1 while Alexa hears a
     //    5xx, and Alexa's retry with R1 must not reach it (it would revoke the grant).
     *delay.lock().unwrap() = Duration::from_millis(1500);
-    let refresh_form =
+    let oidc_refresh =
         |token: &str| form(&[("grant_type", "refresh_token"), ("refresh_token", token)]);
-    let late = support::post(&token_url, &[FORM], refresh_form(&r1)).await;
+    let late = support::post(&token_url, &[FORM], oidc_refresh(&r1)).await;
     assert!(late.status.is_server_error(), "{}", late.status);
     assert_eq!(late.oauth_error(), "temporarily_unavailable");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     *delay.lock().unwrap() = Duration::ZERO;
-    let retry = support::post(&token_url, &[FORM], refresh_form(&r1)).await;
+    let retry = support::post(&token_url, &[FORM], oidc_refresh(&r1)).await;
     let r2 = refresh_token_of(&retry);
     assert_ne!(r2, r1);
 
@@ -653,17 +665,17 @@ async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobo
     *delay.lock().unwrap() = Duration::from_millis(800);
     let hung_up = tokio::time::timeout(
         Duration::from_millis(200),
-        support::post(&token_url, &[FORM], refresh_form(&r2)),
+        support::post(&token_url, &[FORM], oidc_refresh(&r2)),
     )
     .await;
     assert!(hung_up.is_err());
     tokio::time::sleep(Duration::from_millis(1200)).await;
     *delay.lock().unwrap() = Duration::ZERO;
-    let retry = support::post(&token_url, &[FORM], refresh_form(&r2)).await;
+    let retry = support::post(&token_url, &[FORM], oidc_refresh(&r2)).await;
     let r3 = refresh_token_of(&retry);
 
     // The grant is alive: R3 refreshes at oidc-provider itself.
-    let alive = support::post(&token_url, &[FORM], refresh_form(&r3)).await;
+    let alive = support::post(&token_url, &[FORM], oidc_refresh(&r3)).await;
     let r4 = refresh_token_of(&alive);
     assert_ne!(r4, r3);
 
@@ -675,9 +687,9 @@ async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobo
         Upstream::new(format!("{oidc}/token").parse().unwrap()),
     ))
     .await;
-    let reuse = support::post(&format!("{plain}/token"), &[FORM], refresh_form(&r3)).await;
+    let reuse = support::post(&format!("{plain}/token"), &[FORM], oidc_refresh(&r3)).await;
     assert_eq!(reuse.oauth_error(), "invalid_grant");
-    let dead = support::post(&format!("{plain}/token"), &[FORM], refresh_form(&r4)).await;
+    let dead = support::post(&format!("{plain}/token"), &[FORM], oidc_refresh(&r4)).await;
     assert_eq!(dead.oauth_error(), "invalid_grant");
 }
 
@@ -720,14 +732,7 @@ proptest! {
             let ask = |token: String| {
                 let service = service.clone();
                 async move {
-                    let body = serde_urlencoded::to_string([
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", token.as_str()),
-                        ("client_id", "alexa"),
-                        ("client_secret", CLIENT_SECRET),
-                    ]).unwrap();
-                    let request = Request::post("/token").header(FORM.0, FORM.1).body(FullBody::from(body)).unwrap();
-                    let response = service.oneshot(request).await.unwrap();
+                    let response = service.oneshot(refresh_request(&token)).await.unwrap();
                     let status = response.status();
                     let body = response.into_body().collect().await.unwrap().to_bytes();
                     (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
@@ -779,18 +784,7 @@ async fn the_exchange_trace_says_what_the_records_did() {
     let trace = |token: String| {
         let service = service.clone();
         async move {
-            let body = serde_urlencoded::to_string([
-                ("grant_type", "refresh_token"),
-                ("refresh_token", token.as_str()),
-                ("client_id", "alexa"),
-                ("client_secret", CLIENT_SECRET),
-            ])
-            .unwrap();
-            let request = Request::post("/token")
-                .header(FORM.0, FORM.1)
-                .body(FullBody::from(body))
-                .unwrap();
-            let response = service.oneshot(request).await.unwrap();
+            let response = service.oneshot(refresh_request(&token)).await.unwrap();
             let trace = ExchangeTrace::from_response(&response, Duration::from_millis(1));
             let body = response.into_body().collect().await.unwrap().to_bytes();
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
