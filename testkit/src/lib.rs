@@ -188,6 +188,16 @@ pub fn tamper(sealed: &str) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// The parameters of a test certificate authority named `common_name`.
+fn ca_params(common_name: &str, constraints: rcgen::BasicConstraints) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(constraints);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params
+}
+
 /// A test certificate authority and a `localhost` leaf it signed.
 pub struct TestPki {
     pub ca_pem: String,
@@ -204,11 +214,11 @@ impl Default for TestPki {
 
 impl TestPki {
     pub fn new() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        use rcgen::{BasicConstraints, CertificateParams, KeyPair};
         let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let ca = ca_params("Test CA", BasicConstraints::Unconstrained)
+            .self_signed(&ca_key)
+            .unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .unwrap()
@@ -316,21 +326,13 @@ impl Default for AlexaSigningPki {
 impl AlexaSigningPki {
     /// A fresh root and intermediate (ECDSA, as quick to make as rcgen allows).
     pub fn new() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        use rcgen::{BasicConstraints, KeyPair};
         let root_key = KeyPair::generate().unwrap();
-        let mut root_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        root_params
-            .distinguished_name
-            .push(DnType::CommonName, "Test Alexa Root");
-        let root = root_params.self_signed(&root_key).unwrap();
+        let root = ca_params("Test Alexa Root", BasicConstraints::Unconstrained)
+            .self_signed(&root_key)
+            .unwrap();
         let intermediate_key = KeyPair::generate().unwrap();
-        let mut intermediate_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        intermediate_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        intermediate_params
-            .distinguished_name
-            .push(DnType::CommonName, "Test Alexa Intermediate");
-        let intermediate = intermediate_params
+        let intermediate = ca_params("Test Alexa Intermediate", BasicConstraints::Constrained(0))
             .signed_by(&intermediate_key, &root, &root_key)
             .unwrap();
         AlexaSigningPki {
