@@ -27,12 +27,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use account_link_bridge::authorize::AuthorizeRedirect;
 use account_link_bridge::diagnostics::DiagnosticsLayer;
 use account_link_bridge::skill::verify::{
-    AlexaRequestVerifier, CertificateFetcher, FetchError, FetchFuture, VerifyAlexaRequestLayer,
+    AlexaRequestVerifier, FixedChainFetcher, VerifyAlexaRequestLayer,
 };
 use account_link_bridge::skill::LinkedAccount;
 use account_link_bridge::state::StateSealer;
@@ -199,20 +198,10 @@ fn verifier() -> AlexaRequestVerifier {
         verifier = verifier
             .root_certificates_pem(&root)
             .expect("ALEXA_VERIFY_TEST_ROOT: PEM certificates")
-            .fetcher(FixedChain(Arc::new(chain)));
+            .fetcher(FixedChainFetcher::new(chain));
         tracing::warn!("request verification trusts the test PKI of ALEXA_VERIFY_TEST_ROOT");
     }
     verifier
-}
-
-/// Serves one chain for every certificate URL: a test PKI instead of Amazon's.
-pub struct FixedChain(pub Arc<Vec<u8>>);
-
-impl CertificateFetcher for FixedChain {
-    fn fetch<'a>(&'a self, _url: &'a http::Uri) -> FetchFuture<'a> {
-        let chain = bytes::Bytes::copy_from_slice(&self.0);
-        Box::pin(async move { Ok::<_, FetchError>(chain) })
-    }
 }
 
 fn env(name: &str) -> Option<String> {

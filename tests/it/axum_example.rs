@@ -357,7 +357,9 @@ async fn the_examples_app_refuses_an_unsigned_request_before_the_skill() {
         .skill_ids([SKILL_ID])
         .root_certificates_pem(pki.root_pem.as_bytes())
         .unwrap()
-        .fetcher(example::FixedChain(Arc::new(pki.chain_pem().into_bytes())));
+        .fetcher(account_link_bridge::skill::verify::FixedChainFetcher::new(
+            pki.chain_pem(),
+        ));
     let addr = testkit::serve_axum(example::app(example::Settings {
         upstream_token_url: format!("http://{demo}/services/oauth2/token"),
         upstream_authorize_url: format!("http://{demo}/services/oauth2/authorize"),

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use account_link_bridge::skill::verify::{
-    AlexaRequestVerifier, CertificateFetcher, FetchError, FetchFuture, HttpCertificateFetcher,
-    Rule, VerifiedAlexaRequest, VerifyAlexaRequestLayer,
+    AlexaRequestVerifier, CertificateFetcher, FetchError, FetchFuture, FixedChainFetcher,
+    HttpCertificateFetcher, Rule, VerifiedAlexaRequest, VerifyAlexaRequestLayer,
 };
 use axum::{body::Bytes, routing::post, Extension, Json, Router};
 use http::Uri;
@@ -588,17 +588,6 @@ async fn linked_account_behind_the_layer_reads_the_verified_envelope() {
     assert_refused(&refused, "signature_header", "unsigned, to LinkedAccount");
 }
 
-/// Serves one chain for every certificate URL, in process (the property test below calls the
-/// layer thousands of times; the loopback tests above prove the fetch itself).
-struct OneChain(Bytes);
-
-impl CertificateFetcher for OneChain {
-    fn fetch<'a>(&'a self, _url: &'a Uri) -> FetchFuture<'a> {
-        let chain = self.0.clone();
-        Box::pin(async move { Ok::<_, FetchError>(chain) })
-    }
-}
-
 /// The rule names a refusal may carry.
 const RULES: &[&str] = &[
     "signature_cert_chain_url_header",
@@ -690,7 +679,8 @@ mod hostile_input {
                 .skill_ids([SKILL_ID])
                 .root_certificates_pem(pki.root_pem.as_bytes())
                 .unwrap()
-                .fetcher(OneChain(Bytes::from(pki.chain_pem())));
+                // In process (the loopback tests above prove the fetch itself).
+                .fetcher(FixedChainFetcher::new(pki.chain_pem()));
             let reached = Arc::new(AtomicUsize::new(0));
             let counter = Arc::clone(&reached);
             let skill = service_fn(move |_: http::Request<account_link_bridge::FullBody>| {

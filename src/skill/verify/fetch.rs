@@ -23,23 +23,51 @@ pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, FetchError>
 ///
 /// The verifier calls it only on a cache miss, with the normalized URL
 /// (`https://s3.amazonaws.com/echo.api/…`). [`HttpCertificateFetcher`] is the default; tests
-/// inject their own to serve a test PKI's chain from loopback.
+/// inject their own to serve a test PKI's chain: [`FixedChainFetcher`] answers every URL with one
+/// chain, or write one:
 ///
 /// ```
 /// use account_link_bridge::skill::verify::{CertificateFetcher, FetchError, FetchFuture};
 ///
-/// /// Answers every URL with one chain read from a file, for a test.
-/// struct FixedChain(bytes::Bytes);
+/// /// Serves `https://s3.amazonaws.com/echo.api/<file>` from a local mirror directory.
+/// struct Mirror(std::path::PathBuf);
 ///
-/// impl CertificateFetcher for FixedChain {
-///     fn fetch<'a>(&'a self, _url: &'a http::Uri) -> FetchFuture<'a> {
-///         Box::pin(async move { Ok::<_, FetchError>(self.0.clone()) })
+/// impl CertificateFetcher for Mirror {
+///     fn fetch<'a>(&'a self, url: &'a http::Uri) -> FetchFuture<'a> {
+///         Box::pin(async move {
+///             let file = url.path().rsplit('/').next().unwrap_or_default();
+///             std::fs::read(self.0.join(file))
+///                 .map(bytes::Bytes::from)
+///                 .map_err(|e| FetchError::Refused(e.to_string()))
+///         })
 ///     }
 /// }
 /// ```
 pub trait CertificateFetcher: Send + Sync + 'static {
     /// The PEM bytes at `url`.
     fn fetch<'a>(&'a self, url: &'a Uri) -> FetchFuture<'a>;
+}
+
+/// A [`CertificateFetcher`] that answers every URL with one PEM chain: a test PKI's, in tests
+/// and local runs. The URL rules are still checked before it is asked, and the chain is still
+/// validated against the verifier's roots.
+#[derive(Clone, Debug)]
+pub struct FixedChainFetcher {
+    pem: Bytes,
+}
+
+impl FixedChainFetcher {
+    /// A fetcher answering `pem` (the signing certificate first, then its intermediates).
+    pub fn new(pem: impl Into<Bytes>) -> Self {
+        FixedChainFetcher { pem: pem.into() }
+    }
+}
+
+impl CertificateFetcher for FixedChainFetcher {
+    fn fetch<'a>(&'a self, _url: &'a Uri) -> FetchFuture<'a> {
+        let pem = self.pem.clone();
+        Box::pin(async move { Ok(pem) })
+    }
 }
 
 /// Why the certificate chain could not be fetched. Either way the request is refused (it

@@ -82,7 +82,9 @@ mod service;
 mod url;
 mod verifier;
 
-pub use self::fetch::{CertificateFetcher, FetchError, FetchFuture, HttpCertificateFetcher};
+pub use self::fetch::{
+    CertificateFetcher, FetchError, FetchFuture, FixedChainFetcher, HttpCertificateFetcher,
+};
 pub use self::refusal::{Refusal, Rule};
 pub use self::service::{VerifyAlexaRequest, VerifyAlexaRequestLayer};
 pub use self::verifier::{
