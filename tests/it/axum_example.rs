@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use serde_json::{json, Value};
+use testkit::oidc::query;
 use testkit::{post, AlexaSigningPki, Reply};
 use time::format_description::well_known::Rfc3339;
 
@@ -185,19 +186,6 @@ fn location(reply: &Reply) -> String {
     reply.headers["location"].to_str().unwrap().to_string()
 }
 
-fn query(url: &str) -> Vec<(String, String)> {
-    let url = url::Url::parse(url).unwrap();
-    url.query_pairs().into_owned().collect()
-}
-
-fn param(url: &str, name: &str) -> String {
-    query(url)
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no {name} in {url}"))
-        .1
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_runs_as_the_readme_says_and_answers_a_request_alexa_signed() {
     let pki = AlexaSigningPki::new();
@@ -299,17 +287,17 @@ async fn the_examples_middleman_links_through_authorize_callback_and_token() {
     );
     let to_upstream = location(&get(&authorize).await);
     assert_eq!(
-        param(&to_upstream, "redirect_uri"),
+        query(&to_upstream)["redirect_uri"],
         format!("{}/callback", example.base)
     );
-    assert_eq!(param(&to_upstream, "code_challenge_method"), "S256");
+    assert_eq!(query(&to_upstream)["code_challenge_method"], "S256");
     // The demo upstream signs the user in at once and sends the browser to /callback.
     let to_callback = location(&get(&to_upstream).await);
     assert!(to_callback.starts_with(&format!("{}/callback?", example.base)));
     let to_alexa = location(&get(&to_callback).await);
     assert!(to_alexa.starts_with(ALEXA_REDIRECT), "{to_alexa}");
-    assert_eq!(param(&to_alexa, "state"), "alexa-state");
-    let code = param(&to_alexa, "code");
+    assert_eq!(query(&to_alexa)["state"], "alexa-state");
+    let code = query(&to_alexa)["code"].clone();
     assert_ne!(
         code, "demo-code",
         "the upstream's code is sealed, not shown"
