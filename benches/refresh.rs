@@ -12,7 +12,7 @@
 //! `redis-server` on a free loopback port and are skipped when it is not installed.
 
 use std::convert::Infallible;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,36 +68,13 @@ fn records(store: impl RecordStore) -> RefreshRecords {
     RefreshRecords::new(store).index_key(b"benchmark state key, 32 bytes or more")
 }
 
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Option<(Redis, u16)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+fn start_redis() -> Option<testkit::redis::RedisServer> {
+    let installed = Command::new("redis-server")
+        .arg("--version")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let redis = Redis(child);
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some((redis, port));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
+        .status()
+        .is_ok_and(|s| s.success());
+    installed.then(testkit::redis::RedisServer::start)
 }
 
 fn percentiles(runtime: &tokio::runtime::Runtime, name: &str, run: &mut Exchange, replay: bool) {
@@ -143,10 +120,8 @@ fn main() {
         ),
     ];
     #[cfg(feature = "redis")]
-    if let Some((_, port)) = &redis {
-        let store =
-            account_link_bridge::refresh::RedisStore::open(&format!("redis://127.0.0.1:{port}"))
-                .unwrap();
+    if let Some(redis) = &redis {
+        let store = account_link_bridge::refresh::RedisStore::open(&redis.url()).unwrap();
         cases.push(("redis (loopback)".into(), exchange(Some(records(store)))));
     }
     if redis.is_none() {

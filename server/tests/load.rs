@@ -39,29 +39,23 @@ struct BridgeProcess {
 
 impl BridgeProcess {
     fn start(args: &[&str]) -> BridgeProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
         let binary = std::env::var("LOAD_BRIDGE_BIN")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_BIN_EXE_bridge")));
-        let child = Command::new(binary)
-            .args(["--listen", &addr])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "the bridge did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        // Port 0, read back from the log: a port probed and released here could be taken by
+        // another test's server before the bridge binds it (it once was, in CI).
+        let spawned = testkit::process::spawn_bridge(
+            Command::new(binary)
+                .args(["--listen", "127.0.0.1:0"])
+                .args(args)
+                // The startup lines only: the per-exchange line stays off under load.
+                .env("RUST_LOG", "warn,bridge=info")
+                .stdout(Stdio::null()),
+        );
+        BridgeProcess {
+            child: spawned.child,
+            addr: spawned.addr,
         }
-        BridgeProcess { child, addr }
     }
 
     fn rss_kib(&self) -> u64 {

@@ -32,15 +32,16 @@ async fn the_salesforce_preset_without_pkce_option_links_against_a_server_requir
 }
 
 async fn whole_flow(provider: Provider, force_pkce: bool) {
-    let oidc_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let oidc = format!("http://127.0.0.1:{oidc_port}");
-    // Bound first and kept: the bridge's public URL must be known to build it.
+    // Bound first and kept: the bridge's public URL must be known to build it, and
+    // oidc-provider needs the callback under it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bridge_url = format!("http://{}", listener.local_addr().unwrap());
+    let callback = format!("{bridge_url}/callback");
+    let node =
+        tokio::task::spawn_blocking(move || OidcProvider::start(&callback, CLIENT_SECRET, false))
+            .await
+            .unwrap();
+    let oidc = node.issuer().to_string();
 
     let authorize = AuthorizeRedirect::builder()
         .upstream_authorize_url(format!("{oidc}/auth"))
@@ -58,12 +59,6 @@ async fn whole_flow(provider: Provider, force_pkce: bool) {
         authorize,
     );
     support::serve_service_on(listener, bridge);
-    let callback = format!("{bridge_url}/callback");
-    let _node = tokio::task::spawn_blocking(move || {
-        OidcProvider::start(oidc_port, &callback, CLIENT_SECRET, false)
-    })
-    .await
-    .unwrap();
 
     // Alexa's app opens the authorization URI.
     let mut browser = Browser::default();

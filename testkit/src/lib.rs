@@ -1,9 +1,13 @@
 //! Shared test support for the library and the server: fake upstreams per provider
 //! ([`FakeUpstream`]), servers on loopback, a test PKI and a plain client.
 
+pub mod net;
 pub mod oidc;
+pub mod process;
+pub mod redis;
 pub mod upstream;
 
+pub use net::ClosedPort;
 pub use upstream::{
     Answer, FakeUpstream, FakeUpstreamBuilder, Fault, Refusal, Seen, EXPIRED_CODE, SLACK_BOT_TOKEN,
 };

@@ -13,12 +13,15 @@ use http_body_util::Full;
 use crate::{send, Reply};
 
 /// A running oidc-provider; killed when dropped.
-pub struct OidcProvider(Child);
+pub struct OidcProvider {
+    child: Child,
+    issuer: String,
+}
 
 impl Drop for OidcProvider {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -49,18 +52,17 @@ fn install(dir: &Path) {
 }
 
 impl OidcProvider {
-    /// Starts oidc-provider on `127.0.0.1:port` with one client (`alexa-bridge`,
-    /// `client_secret`) whose redirect URI is `callback`; `rotate` turns refresh token rotation
-    /// on (it then revokes the grant when an old refresh token comes back). Blocks until it
-    /// listens.
-    pub fn start(port: u16, callback: &str, client_secret: &str, rotate: bool) -> Self {
+    /// Starts oidc-provider on a loopback port it chooses itself (see [`OidcProvider::issuer`])
+    /// with one client (`alexa-bridge`, `client_secret`) whose redirect URI is `callback`;
+    /// `rotate` turns refresh token rotation on (it then revokes the grant when an old refresh
+    /// token comes back). Blocks until it listens.
+    pub fn start(callback: &str, client_secret: &str, rotate: bool) -> Self {
         let dir = oidc_dir();
         install(&dir);
         let mut command = Command::new("node");
         command
             .arg("server.mjs")
             .current_dir(&dir)
-            .env("PORT", port.to_string())
             .env("CALLBACK", callback)
             .env("CLIENT_SECRET", client_secret)
             .stdout(Stdio::piped())
@@ -71,15 +73,22 @@ impl OidcProvider {
         let mut child = command.spawn().expect("node starts");
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         for line in lines.by_ref() {
-            if line.expect("oidc-provider prints").contains("listening") {
+            let line = line.expect("oidc-provider prints");
+            if let Some(port) = line.strip_prefix("oidc-provider listening on ") {
                 // Keep reading: a closed pipe would kill node at its next log line.
                 std::thread::spawn(move || lines.for_each(drop));
-                return OidcProvider(child);
+                let issuer = format!("http://127.0.0.1:{}", port.trim());
+                return OidcProvider { child, issuer };
             }
         }
         let _ = child.kill();
         let _ = child.wait();
         panic!("oidc-provider did not start");
+    }
+
+    /// `http://127.0.0.1:PORT`: its endpoints are `/auth` and `/token` under it.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 }
 

@@ -454,11 +454,9 @@ async fn the_validated_certificate_is_cached_by_normalized_url_and_a_failed_fetc
 async fn a_chain_host_that_fails_or_cannot_be_reached_is_a_fault_of_the_path_but_a_404_is_not() {
     let pki = AlexaSigningPki::new();
     let s3 = start_s3(&pki).await;
-    // A port nothing listens on: bound, then released.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A port nothing listens on, held for the test.
+    let closed_port = testkit::ClosedPort::new();
+    let closed = closed_port.addr();
     let body = launch_request(SKILL_ID, 0);
     let mut headers = http::HeaderMap::new();
     headers.insert(

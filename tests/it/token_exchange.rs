@@ -321,14 +321,8 @@ async fn malformed_requests_are_answered_by_the_bridge_and_never_forwarded() {
 
 #[tokio::test]
 async fn a_refused_upstream_is_a_502_json_answer_not_a_dropped_connection() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let url = bridge(
-        Provider::salesforce(),
-        &format!("http://127.0.0.1:{port}/token"),
-    )
-    .await;
+    let closed = testkit::ClosedPort::new();
+    let url = bridge(Provider::salesforce(), &closed.url("/token")).await;
 
     let reply = post(&url, &[], ALEXA_JSON).await;
 

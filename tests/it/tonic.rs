@@ -6,7 +6,6 @@ use testkit as support;
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use account_link_bridge::upstream::Upstream;
 use account_link_bridge::{exchange::TokenExchange, PackedToken, Provider, TokenExchangeLayer};
@@ -42,36 +41,23 @@ async fn a_tonic_server_answers_a_token_exchange_through_the_layers() {
     let token = TokenExchangeLayer::new(Provider::salesforce())
         .layer(Upstream::new(upstream.token_url().parse().unwrap()));
     let routes = tonic::service::Routes::new(TokenService(token));
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Bound here and handed over, so the server listens before the first request is sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
             .accept_http1(true)
             .add_routes(routes)
-            .serve(addr),
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
 
     let url = format!("http://{addr}/oauth2/token");
-    let mut reply = None;
-    for _ in 0..50 {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Full<bytes::Bytes>>();
-        let request = http::Request::post(&url)
-            .body(http_body_util::Full::new(bytes::Bytes::from_static(
-                br#"{"grant_type":"authorization_code","code":"tonic-code","client_id":"alexa","client_secret":"s"}"#,
-            )))
-            .unwrap();
-        if client.request(request).await.is_ok() {
-            reply = Some(post(&url, &[], r#"{"grant_type":"authorization_code","code":"tonic-code","client_id":"alexa","client_secret":"s"}"#).await);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let reply = reply.expect("the tonic server answered");
+    let reply = post(
+        &url,
+        &[],
+        r#"{"grant_type":"authorization_code","code":"tonic-code","client_id":"alexa","client_secret":"s"}"#,
+    )
+    .await;
 
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.header("cache-control"), Some("no-store"));

@@ -319,9 +319,8 @@ async fn each_failure_class_is_traced_with_its_shape_and_mapping() {
     assert_eq!(t.expires_in, Some(3599));
 
     // Nobody listening.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/token", closed.local_addr().unwrap());
-    drop(closed);
+    let closed = testkit::ClosedPort::new();
+    let url = closed.url("/token");
     let (_, t) = exchange(
         &bridge_to(Provider::generic(), &url),
         Some("application/x-www-form-urlencoded"),
@@ -835,9 +834,8 @@ async fn doctor_binary_fails_on_an_html_500_upstream_and_never_prints_the_secret
 
 #[tokio::test]
 async fn doctor_fails_when_nothing_listens() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/token", closed.local_addr().unwrap());
-    drop(closed);
+    let closed = testkit::ClosedPort::new();
+    let url = closed.url("/token");
     let report = run_doctor(&url, &[]).await;
     assert!(!report.usable);
     assert!(report.unusable_because.unwrap().contains("did not answer"));
@@ -847,27 +845,6 @@ async fn doctor_fails_when_nothing_listens() {
 async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_sentinels() {
     let upstream = FakeUpstream::salesforce().await;
     let binary = env!("CARGO_BIN_EXE_bridge");
-    let admin = free_loopback_addr();
-    let mut child = std::process::Command::new(binary)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream-token-url",
-            &upstream.token_url(),
-            "--trace-exchanges",
-            "--log-format",
-            "json",
-            "--metrics",
-            "--metrics-listen",
-            &admin,
-            "--upstream-timeout",
-            "5",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
@@ -875,30 +852,61 @@ async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_
             let _ = self.0.wait();
         }
     }
-    let stderr = child.stderr.take().unwrap();
-    let child = Kill(child);
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
+    // The admin listener binds the address it is given, so the port is a guess: when another
+    // server took it meanwhile the bridge exits saying so, and another port is tried.
+    let (child, rx, mut lines, base, admin) = testkit::net::start_until_bound(|port| {
+        let admin = format!("127.0.0.1:{port}");
+        let mut child = std::process::Command::new(binary)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream-token-url",
+                &upstream.token_url(),
+                "--trace-exchanges",
+                "--log-format",
+                "json",
+                "--metrics",
+                "--metrics-listen",
+                &admin,
+                "--upstream-timeout",
+                "5",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let child = Kill(child);
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        // RUST_LOG=warn hides the "serving" line; the warning about the plain-http public URL
+        // names the address.
+        let mut lines = Vec::new();
+        loop {
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+                let log = lines.join("\n");
+                assert!(
+                    log.contains("cannot serve metrics"),
+                    "startup warnings: {log}"
+                );
+                return Err(log);
+            };
+            lines.push(line.clone());
+            if let Some(rest) = line.split("the public URL ").nth(1) {
+                let base = rest.split_whitespace().next().unwrap().to_string();
+                return Ok((child, rx, lines, base, admin));
+            }
         }
     });
-    // RUST_LOG=warn hides the "serving" line; the warning about the plain-http public URL
-    // names the address.
-    let mut lines = Vec::new();
-    let base = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("startup warnings");
-        lines.push(line.clone());
-        if let Some(rest) = line.split("the public URL ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
     let form = "application/x-www-form-urlencoded";
     let ok = support::post(
         &format!("{base}/token"),
@@ -957,13 +965,6 @@ async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_
     assert!(log.contains(r#""outcome":"refused""#), "{log}");
     assert!(log.contains(r#""fingerprints":"code="#), "{log}");
     assert_no_sentinel(&log);
-}
-
-/// A loopback address with a port free a moment ago (the metrics listener binds an address it is
-/// given, so the test cannot ask it for port 0 and read the port back).
-fn free_loopback_addr() -> String {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    probe.local_addr().unwrap().to_string()
 }
 
 #[test]
@@ -1205,9 +1206,8 @@ fn verdict_line(table: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_says_nothing_of_tls_or_a_preset_for_a_host_it_could_not_reach() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
+    let closed = testkit::ClosedPort::new();
+    let addr = closed.addr();
     // A Salesforce-looking https URL: the host name and path alone suggest nothing.
     for url in [
         format!("https://{addr}/services/oauth2/token"),

@@ -170,20 +170,18 @@ fn help_documents_every_option_of_the_command_line_contract() {
 async fn the_example_serves_https_and_http2_with_a_given_certificate() {
     let pki = TestPki::new();
     let (cert, key) = pki.write_leaf();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Port 0, read back from the bridge's log (a probed port could be taken meanwhile).
+    let mut spawned = testkit::process::spawn_bridge(
+        std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null()),
+    );
+    let port = spawned.addr.rsplit(':').next().unwrap().to_string();
 
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config_with_roots(pki.roots()))
@@ -193,28 +191,15 @@ async fn the_example_serves_https_and_http2_with_a_given_certificate() {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build(connector);
-    let url = format!("https://localhost:{port}/token");
-    let mut last_error = None;
-    let mut response = None;
-    for _ in 0..100 {
-        let request = Request::post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::from_static(EXCHANGE.as_bytes())))
-            .unwrap();
-        match client.request(request).await {
-            Ok(r) => {
-                response = Some(r);
-                break;
-            }
-            Err(e) => {
-                last_error = Some(e);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let response = response.unwrap_or_else(|| panic!("no HTTPS answer: {last_error:?}"));
+    // The certificate names `localhost`.
+    let request = Request::post(format!("https://localhost:{port}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(EXCHANGE.as_bytes())))
+        .unwrap();
+    let response = client.request(request).await;
+    let _ = spawned.child.kill();
+    let _ = spawned.child.wait();
+    let response = response.unwrap_or_else(|e| panic!("no HTTPS answer: {e:?}"));
     assert_eq!(response.version(), Version::HTTP_2);
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -2,16 +2,15 @@
 //!
 //! Real components only: the bridge over loopback HTTP, a fake upstream that rotates refresh
 //! tokens and revokes the grant on reuse (as Salesforce does), a real `redis-server` (started on
-//! a free port by the tests; `.ci/run` installs it), and oidc-provider with rotation on behind a
+//! a loopback port by the tests; `.ci/run` installs it), and oidc-provider with rotation on behind a
 //! delaying proxy for the slow and hung-up cases.
 
 use testkit as support;
 use testkit::oidc::{query, Browser, OidcProvider};
+use testkit::redis::RedisServer;
 use testkit::FakeUpstream;
 
 use std::collections::HashSet;
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,69 +44,6 @@ async fn fake_upstream(rotate: bool) -> FakeUpstream {
     } else {
         upstream.await
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A real redis-server on a free loopback port.
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = free_port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (.ci/run installs it)");
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Redis { child, port };
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn cli(&self, args: &[&str]) -> Vec<u8> {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--no-raw"])
-            .args(args)
-            .output()
-            .expect("redis-cli runs");
-        assert!(output.status.success(), "redis-cli {args:?}");
-        output.stdout
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,14 +293,14 @@ async fn a_client_that_hangs_up_before_the_answer_gets_it_on_its_retry() {
 // ---------------------------------------------------------------------------------------------
 // Two replicas sharing one Redis and one state key.
 
-async fn replica(upstream: &FakeUpstream, redis: &Redis, deadline: Duration) -> String {
+async fn replica(upstream: &FakeUpstream, redis: &RedisServer, deadline: Duration) -> String {
     let store = RedisStore::open(&redis.url()).unwrap();
     bridge(&upstream.token_url(), records(store, deadline)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sharing_redis_replay_each_others_records_and_refuse_a_used_ones_replay() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let upstream = fake_upstream(true).await;
     let a = replica(&upstream, &redis, Duration::from_secs(4)).await;
     let b = replica(&upstream, &redis, Duration::from_secs(4)).await;
@@ -430,7 +366,7 @@ async fn callback(replica: &AuthorizeRedirect, state: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_is_accepted_once_across_replicas_sharing_redis_and_a_store_fault_blocks_no_link() {
-    let mut redis = Redis::start();
+    let mut redis = RedisServer::start();
     let store: Arc<dyn RecordStore> = Arc::new(RedisStore::open(&redis.url()).unwrap());
     let (a, b) = (middleman(&store), middleman(&store));
 
@@ -453,7 +389,7 @@ async fn a_state_is_accepted_once_across_replicas_sharing_redis_and_a_store_faul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_on_two_replicas_make_one_upstream_call_and_answer_the_same() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let upstream = fake_upstream(true).await;
     let a = replica(&upstream, &redis, Duration::from_secs(4)).await;
     let b = replica(&upstream, &redis, Duration::from_secs(4)).await;
@@ -485,7 +421,7 @@ async fn concurrent_refreshes_on_two_replicas_make_one_upstream_call_and_answer_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_stopped_mid_run_exchanges_go_on_and_nobody_gets_invalid_grant() {
-    let mut redis = Redis::start();
+    let mut redis = RedisServer::start();
     let upstream = fake_upstream(true).await;
     let a = replica(&upstream, &redis, Duration::from_secs(4)).await;
     let b = replica(&upstream, &redis, Duration::from_secs(4)).await;
@@ -504,7 +440,7 @@ async fn with_redis_stopped_mid_run_exchanges_go_on_and_nobody_gets_invalid_gran
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_dump_holds_no_token_code_or_secret() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let upstream = fake_upstream(true).await;
     let a = replica(&upstream, &redis, Duration::from_secs(4)).await;
     let code = "the-code-alexa-got-from-the-callback";
@@ -580,12 +516,16 @@ async fn delaying_proxy(target: String, delay: Arc<Mutex<Duration>>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobody() {
     const ALEXA: &str = "https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F";
-    let oidc_port = free_port();
-    let oidc = format!("http://127.0.0.1:{oidc_port}");
-    let delay = Arc::new(Mutex::new(Duration::ZERO));
-    let proxy = delaying_proxy(format!("{oidc}/token"), delay.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bridge_url = format!("http://{}", listener.local_addr().unwrap());
+    let callback = format!("{bridge_url}/callback");
+    let node =
+        tokio::task::spawn_blocking(move || OidcProvider::start(&callback, CLIENT_SECRET, true))
+            .await
+            .unwrap();
+    let oidc = node.issuer().to_string();
+    let delay = Arc::new(Mutex::new(Duration::ZERO));
+    let proxy = delaying_proxy(format!("{oidc}/token"), delay.clone()).await;
     let authorize = AuthorizeRedirect::builder()
         .upstream_authorize_url(format!("{oidc}/auth"))
         .client_id("alexa-bridge")
@@ -601,12 +541,6 @@ async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobo
     let bridge =
         Bridge::with_authorize(Provider::generic(), upstream, authorize).refresh_records(records);
     support::serve_service_on(listener, bridge);
-    let callback = format!("{bridge_url}/callback");
-    let _node = tokio::task::spawn_blocking(move || {
-        OidcProvider::start(oidc_port, &callback, CLIENT_SECRET, true)
-    })
-    .await
-    .unwrap();
 
     let mut browser = Browser::default();
     let authorize_url = format!(

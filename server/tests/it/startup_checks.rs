@@ -198,21 +198,28 @@ fn the_startup_log_says_which_routes_are_on_and_why() {
     assert!(!log.contains("grant:"), "{log}");
 
     // With an authorization URL: the middleman, its callback to register, the grant, metrics.
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let admin = probe.local_addr().unwrap().to_string();
-    drop(probe);
-    let log = started(&strs(&with_upstream(&[
-        "--upstream-authorize-url",
-        "http://127.0.0.1:9/services/oauth2/authorize",
-        "--alexa-vendor-id",
-        "M2AAAAAAAAAAAA",
-        "--public-url",
-        "https://bridge.example.com",
-        "--grant",
-        "implicit",
-        "--metrics-listen",
-        &admin,
-    ])));
+    // The admin listener binds the address it is given, so the port is a guess: when another
+    // server took it meanwhile the bridge exits saying so, and another port is tried.
+    let (admin, log) = testkit::net::start_until_bound(|port| {
+        let admin = format!("127.0.0.1:{port}");
+        let (exited, log) = start_bridge(&strs(&with_upstream(&[
+            "--upstream-authorize-url",
+            "http://127.0.0.1:9/services/oauth2/authorize",
+            "--alexa-vendor-id",
+            "M2AAAAAAAAAAAA",
+            "--public-url",
+            "https://bridge.example.com",
+            "--grant",
+            "implicit",
+            "--metrics-listen",
+            &admin,
+        ])));
+        match exited {
+            None => Ok((admin, log)),
+            Some(_) if log.contains("cannot serve metrics") => Err(log),
+            Some(status) => panic!("the bridge did not start: {status:?}\n{log}"),
+        }
+    });
     assert_eq!(
         count(
             &log,
