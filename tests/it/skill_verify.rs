@@ -411,6 +411,63 @@ async fn a_body_over_the_bound_is_refused_without_reaching_the_skill() {
     assert!(skill.reached().is_empty());
 }
 
+/// The headers are checked before the body is read: a request whose chain URL cannot be
+/// Alexa's is answered at once, even when its declared body never comes (over loopback HTTP, a
+/// raw socket writing the head only).
+#[tokio::test]
+async fn a_request_with_broken_headers_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let pki = AlexaSigningPki::new();
+    let skill = Skill::start(&pki).await;
+    for (chain_url, signature, rule) in [
+        (
+            "http://s3.amazonaws.com/echo.api/echo-api-cert.pem",
+            "c2lnbmF0dXJl",
+            "cert_chain_url_scheme",
+        ),
+        (
+            "https://s3.amazonaws.com/echo.api/echo-api-cert.pem",
+            "not base64!",
+            "signature_header",
+        ),
+    ] {
+        let addr = skill.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /skill HTTP/1.1\r\nHost: skill\r\nContent-Type: application/json\r\n\
+             Content-Length: 100000\r\nSignatureCertChainUrl: {chain_url}\r\n\
+             Signature-256: {signature}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The body is never sent: an answer can only come from the headers alone.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while !String::from_utf8_lossy(&answer).contains(r#""message""#) {
+                let n = stream.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                answer.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(
+            read.is_ok(),
+            "{rule}: no answer without the body: {answer:?}"
+        );
+        assert!(answer.starts_with("HTTP/1.1 400"), "{rule}: {answer}");
+        assert!(
+            answer.contains(&format!(r#""rule":"{rule}""#)),
+            "{rule}: {answer}"
+        );
+    }
+    assert!(skill.reached().is_empty());
+    assert_eq!(skill.s3.seen().len(), 0, "nothing was fetched");
+}
+
 #[tokio::test]
 async fn without_configured_skill_ids_any_skills_signed_request_passes() {
     let pki = AlexaSigningPki::new();

@@ -1,9 +1,12 @@
 //! Request verification for web-service skills (feature `verify`): a skill served from your own
 //! HTTPS endpoint must check that each request comes from Alexa, or it fails certification.
 //!
-//! [`VerifyAlexaRequestLayer`] wraps the skill's route. For each request it buffers the body
-//! (at most [`AlexaRequestVerifier::max_body_bytes`], 1 MiB by default) and checks Amazon's
-//! rules ("Manually verify that the request was sent by Alexa"), in this order:
+//! [`VerifyAlexaRequestLayer`] wraps the skill's route. For each request it checks Amazon's
+//! rules ("Manually verify that the request was sent by Alexa") in this order: the headers
+//! first (the table's first six rules), so a request that cannot be Alexa's is refused without
+//! its body being read; then it buffers the body (at most
+//! [`AlexaRequestVerifier::max_body_bytes`], 1 MiB by default; larger or unreadable: rule
+//! `body`) and checks the rest:
 //!
 //! | rule (`rule` of the refusal) | what is checked |
 //! | --- | --- |

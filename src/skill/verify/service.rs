@@ -92,11 +92,16 @@ where
         let verifier = Arc::clone(&self.verifier);
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let verified = match read_body(body, verifier.body_limit()).await {
-                Ok(bytes) => verifier
-                    .verify(&parts.headers, &bytes)
-                    .await
-                    .map(|verified| (bytes, verified)),
+            // The headers first: a request that cannot be Alexa's is refused without reading
+            // its body (which may be large, slow or never come).
+            let verified = match verifier.check_headers(&parts.headers) {
+                Ok(signed) => match read_body(body, verifier.body_limit()).await {
+                    Ok(bytes) => verifier
+                        .verify_body(signed, &bytes)
+                        .await
+                        .map(|verified| (bytes, verified)),
+                    Err(refusal) => Err(refusal),
+                },
                 Err(refusal) => Err(refusal),
             };
             match verified {

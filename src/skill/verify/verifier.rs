@@ -137,8 +137,14 @@ impl AlexaRequestVerifier {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<VerifiedAlexaRequest, Refusal> {
-        // Cheap checks on the headers first, so that a request that cannot be Alexa's causes
-        // no fetch.
+        let signed = self.check_headers(headers)?;
+        self.verify_body(signed, body).await
+    }
+
+    /// The checks that need no body: the chain URL's rules and the signature's encoding. The
+    /// layer runs them before it reads the body, so a request that cannot be Alexa's costs
+    /// neither a body read nor a fetch.
+    pub(crate) fn check_headers(&self, headers: &HeaderMap) -> Result<SignatureHeaders, Refusal> {
         let chain_url = header(headers, SIGNATURE_CERT_CHAIN_URL).ok_or_else(|| {
             Refusal::new(
                 Rule::SignatureCertChainUrlHeader,
@@ -158,9 +164,24 @@ impl AlexaRequestVerifier {
                 )
                 .because(e)
             })?;
+        Ok(SignatureHeaders {
+            chain_url: chain_url.into(),
+            signature,
+        })
+    }
 
+    /// The checks of the body, once [`check_headers`](Self::check_headers) passed.
+    pub(crate) async fn verify_body(
+        &self,
+        signed: SignatureHeaders,
+        body: &[u8],
+    ) -> Result<VerifiedAlexaRequest, Refusal> {
+        let SignatureHeaders {
+            chain_url,
+            signature,
+        } = signed;
         // The body is authenticated before anything in it is believed.
-        let certificate = self.signing_certificate(chain_url.as_str()).await?;
+        let certificate = self.signing_certificate(&chain_url).await?;
         certificate.verify_signature(body, &signature)?;
 
         let envelope = AlexaRequest::from_slice(body).map_err(|e| {
@@ -218,6 +239,14 @@ impl AlexaRequestVerifier {
             .insert(url.to_owned(), Arc::clone(&certificate), now);
         Ok(certificate)
     }
+}
+
+/// A request's signature headers once checked: the normalized chain URL and the decoded
+/// signature.
+#[derive(Debug)]
+pub(crate) struct SignatureHeaders {
+    chain_url: String,
+    signature: Vec<u8>,
 }
 
 impl Default for AlexaRequestVerifier {
