@@ -10,7 +10,7 @@
 
 use testkit as support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,8 +32,9 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The `bridge` binary, started on a port of its own choosing.
 struct BridgeProcess {
-    child: Child,
+    process: testkit::process::BridgeProcess,
     addr: String,
 }
 
@@ -44,7 +45,7 @@ impl BridgeProcess {
             .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_BIN_EXE_bridge")));
         // Port 0, read back from the log: a port probed and released here could be taken by
         // another test's server before the bridge binds it (it once was, in CI).
-        let spawned = testkit::process::spawn_bridge(
+        let process = testkit::process::BridgeProcess::start(
             Command::new(binary)
                 .args(["--listen", "127.0.0.1:0"])
                 .args(args)
@@ -52,26 +53,21 @@ impl BridgeProcess {
                 .env("RUST_LOG", "warn,bridge=info")
                 .stdout(Stdio::null()),
         );
-        BridgeProcess {
-            child: spawned.child,
-            addr: spawned.addr,
-        }
+        let addr = process.addr().to_string();
+        BridgeProcess { process, addr }
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap()
-    }
-}
-
-impl Drop for BridgeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -92,7 +88,7 @@ async fn load_every_exchange_is_answered_correctly_and_memory_stays_flat() {
         let (issued, done, failures, rss) =
             (issued.clone(), done.clone(), failures.clone(), rss.clone());
         let addr = bridge.addr.clone();
-        let pid = bridge.child.id();
+        let pid = bridge.pid();
         clients.push(tokio::spawn(async move {
             let stream = TcpStream::connect(&addr).await.unwrap();
             let (mut sender, connection) =

@@ -9,59 +9,111 @@ use std::time::Duration;
 /// http://127.0.0.1:PORT/token`.
 const SERVING: &str = "bridge serving POST ";
 
-/// A started bridge: the child, the `host:port` it serves on, and its later stderr lines.
-pub struct SpawnedBridge {
-    /// The process (killed by nobody here: the caller owns it).
-    pub child: Child,
-    /// `127.0.0.1:PORT`, read from the bridge's own log.
-    pub addr: String,
-    /// The stderr lines after the serving line, as they come.
-    pub lines: Receiver<String>,
+/// A running bridge whose stderr is read line by line as it comes; killed when dropped.
+pub struct BridgeProcess {
+    child: Child,
+    base: String,
+    lines: Receiver<String>,
+    log: Vec<String>,
 }
 
-/// Spawns `command` (the bridge binary with `--listen 127.0.0.1:0` among its arguments, and a
-/// `RUST_LOG` that keeps the `bridge` target's INFO lines, or none) with stderr piped, and waits
-/// up to 30 s for the line that says where it serves. Port 0 is chosen by the bridge itself, so
-/// no other test can take it between a probe and the bind. Panics with the lines read so far
-/// when the bridge exits or says nothing in time.
-pub fn spawn_bridge(command: &mut Command) -> SpawnedBridge {
-    let mut child = command
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the bridge starts");
-    let stderr = child.stderr.take().expect("piped");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                // Nobody reads any more: keep draining so the bridge never blocks on stderr.
-                continue;
+impl BridgeProcess {
+    /// Spawns `command` (the bridge binary with `--listen 127.0.0.1:0` among its arguments, and
+    /// a `RUST_LOG` that keeps the `bridge` target's INFO lines, or none) with stderr piped, and
+    /// waits up to 30 s for the line that says where it serves. Port 0 is chosen by the bridge
+    /// itself, so no other test can take it between a probe and the bind.
+    ///
+    /// `Err` holds the log when the bridge exited (or said nothing for 30 s) before serving.
+    pub fn spawn(command: &mut Command) -> Result<BridgeProcess, String> {
+        let mut child = command
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the bridge starts");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Once nobody reads, keep draining all the same: the bridge never blocks on
+                // a full stderr pipe.
+                let _ = tx.send(line);
             }
-        }
-    });
-    let mut before = Vec::new();
-    loop {
-        let line = match lines.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the bridge did not say where it serves:\n{}",
-                    before.join("\n")
-                );
-            }
+        });
+        let mut bridge = BridgeProcess {
+            child,
+            base: String::new(),
+            lines,
+            log: Vec::new(),
         };
-        if let Some(rest) = line.split(SERVING).nth(1) {
-            let url = rest.split_whitespace().next().unwrap_or_default();
-            let addr = url
-                .split("://")
-                .nth(1)
-                .and_then(|r| r.strip_suffix("/token"))
-                .unwrap_or_else(|| panic!("an address in {line:?}"))
-                .to_string();
-            return SpawnedBridge { child, addr, lines };
+        let Some(serving) = bridge.wait_for(SERVING) else {
+            return Err(bridge.log.join("\n"));
+        };
+        let url: String = serving
+            .split(SERVING)
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"')
+            .collect();
+        bridge.base = url
+            .strip_suffix("/token")
+            .unwrap_or_else(|| panic!("a URL in {serving:?}"))
+            .to_string();
+        Ok(bridge)
+    }
+
+    /// Like [`spawn`](Self::spawn), panicking with the log when the bridge does not start.
+    pub fn start(command: &mut Command) -> BridgeProcess {
+        Self::spawn(command)
+            .unwrap_or_else(|log| panic!("the bridge did not start serving:\n{log}"))
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.base.split("://").nth(1).unwrap_or(&self.base)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every stderr line read so far.
+    pub fn log(&self) -> &[String] {
+        &self.log
+    }
+
+    /// Reads stderr up to the next line containing `needle` (within 30 s) and returns it; every
+    /// line read is kept in [`log`](Self::log). `None` when the bridge exited or fell silent.
+    pub fn wait_for(&mut self, needle: &str) -> Option<String> {
+        loop {
+            let line = self.lines.recv_timeout(Duration::from_secs(30)).ok()?;
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return Some(line);
+            }
         }
-        before.push(line);
+    }
+
+    /// [`wait_for`](Self::wait_for), panicking with the log when no such line comes.
+    pub fn expect_line(&mut self, needle: &str) -> String {
+        self.wait_for(needle)
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", self.log.join("\n")))
+    }
+
+    /// Kills the bridge (dropping does the same).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BridgeProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use clap::Parser;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
+use support::process::BridgeProcess;
 use support::{Answer, FakeUpstream, Seen};
 use tower::ServiceExt;
 
@@ -845,68 +846,37 @@ async fn doctor_fails_when_nothing_listens() {
 async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_sentinels() {
     let upstream = FakeUpstream::salesforce().await;
     let binary = env!("CARGO_BIN_EXE_bridge");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     // The admin listener binds the address it is given, so the port is a guess: when another
     // server took it meanwhile the bridge exits saying so, and another port is tried.
-    let (child, rx, mut lines, base, admin) = testkit::net::start_until_bound(|port| {
+    let (mut bridge, admin) = testkit::net::start_until_bound(|port| {
         let admin = format!("127.0.0.1:{port}");
-        let mut child = std::process::Command::new(binary)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream-token-url",
-                &upstream.token_url(),
-                "--trace-exchanges",
-                "--log-format",
-                "json",
-                "--metrics",
-                "--metrics-listen",
-                &admin,
-                "--upstream-timeout",
-                "5",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let child = Kill(child);
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        // RUST_LOG=warn hides the "serving" line; the warning about the plain-http public URL
-        // names the address.
-        let mut lines = Vec::new();
-        loop {
-            let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-                let log = lines.join("\n");
-                assert!(
-                    log.contains("cannot serve metrics"),
-                    "startup warnings: {log}"
-                );
-                return Err(log);
-            };
-            lines.push(line.clone());
-            if let Some(rest) = line.split("the public URL ").nth(1) {
-                let base = rest.split_whitespace().next().unwrap().to_string();
-                return Ok((child, rx, lines, base, admin));
-            }
+        let started = BridgeProcess::spawn(
+            std::process::Command::new(binary)
+                .args([
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--upstream-token-url",
+                    &upstream.token_url(),
+                    "--trace-exchanges",
+                    "--log-format",
+                    "json",
+                    "--metrics",
+                    "--metrics-listen",
+                    &admin,
+                    "--upstream-timeout",
+                    "5",
+                ])
+                // Warnings, the trace (on by --trace-exchanges) and the startup lines.
+                .env("RUST_LOG", "warn,bridge=info")
+                .stdout(std::process::Stdio::null()),
+        );
+        match started {
+            Ok(bridge) => Ok((bridge, admin)),
+            Err(log) if log.contains("cannot serve metrics") => Err(log),
+            Err(log) => panic!("the bridge did not start:\n{log}"),
         }
     });
+    let base = bridge.base().to_string();
     let form = "application/x-www-form-urlencoded";
     let ok = support::post(
         &format!("{base}/token"),
@@ -948,18 +918,12 @@ async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_
     assert!(metrics.contains(r#"account_link_bridge_refusals_total{reason="invalid_request"} 1"#));
     assert_no_sentinel(&metrics);
 
-    let mut traces = 0;
-    while traces < 2 {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("two trace records");
-        lines.push(line.clone());
-        if line.contains("account_link_bridge::trace") {
-            traces += 1;
-        }
+    // Two trace records: the exchange and the refusal.
+    for _ in 0..2 {
+        bridge.expect_line("account_link_bridge::trace");
     }
-    drop(child);
-    let log = lines.join("\n");
+    bridge.kill();
+    let log = bridge.log().join("\n");
     assert!(log.contains("--upstream-timeout is 5 s"), "{log}");
     assert!(log.contains(r#""outcome":"token""#), "{log}");
     assert!(log.contains(r#""outcome":"refused""#), "{log}");
@@ -984,74 +948,16 @@ fn metrics_without_an_admin_listener_are_refused_at_startup() {
 
 // ---- refusals of states and sealed codes, as the running bridge logs them ----
 
-/// A `bridge` process whose stderr is read line by line as it comes.
-struct RunningBridge {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    log: Vec<String>,
-    base: String,
-}
-
-impl RunningBridge {
-    /// Starts `bridge` with `args` at the default log level (INFO) and waits until it serves.
-    fn start(args: &[&str]) -> Self {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+/// Starts `bridge` with `args` at the default log level (INFO) and waits until it serves.
+fn running_bridge(args: &[&str]) -> BridgeProcess {
+    BridgeProcess::start(
+        std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let mut bridge = RunningBridge {
-            child,
-            lines,
-            log: Vec::new(),
-            base: String::new(),
-        };
-        let serving = bridge.wait_for("bridge serving POST ");
-        let url = serving.split("bridge serving POST ").nth(1).unwrap();
-        bridge.base = url
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_end_matches("/token")
-            .into();
-        bridge
-    }
-
-    /// The next line containing `needle` (every line read is kept in the log).
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no line with {needle:?} in:\n{}", self.log.join("\n")));
-            self.log.push(line.clone());
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-}
-
-impl Drop for RunningBridge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .stdout(std::process::Stdio::null()),
+    )
 }
 
 async fn get(url: &str) -> support::Reply {
@@ -1065,7 +971,7 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
     // as after forgetting to share --state-key. Nothing listens upstream: neither route below
     // calls it.
     let replica = |key: &str| {
-        RunningBridge::start(&[
+        running_bridge(&[
             "--upstream-token-url",
             "http://127.0.0.1:9/services/oauth2/token",
             "--upstream-authorize-url",
@@ -1082,7 +988,7 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
     let mut b = replica("QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=");
 
     // The state A sealed reaches B's /callback: refused, and B says why at INFO.
-    let mut authorize = url::Url::parse(&format!("{}/authorize", a.base)).unwrap();
+    let mut authorize = url::Url::parse(&format!("{}/authorize", a.base())).unwrap();
     authorize
         .query_pairs_mut()
         .append_pair("response_type", "code")
@@ -1100,9 +1006,9 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
             .append_pair("state", &state);
         url.to_string()
     };
-    let refused = get(&callback(&b.base)).await;
+    let refused = get(&callback(b.base())).await;
     assert_eq!(refused.status, 400);
-    let line = b.wait_for("state at /callback refused");
+    let line = b.expect_line("state at /callback refused");
     assert!(line.contains(" INFO "), "{line}");
     assert!(
         line.contains(r#"verdict="tampered_or_wrong_key""#),
@@ -1114,14 +1020,14 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
     );
 
     // A's callback hands Alexa a sealed code; redeemed at B's /token, it is refused the same way.
-    let to_alexa = get(&callback(&a.base)).await;
+    let to_alexa = get(&callback(a.base())).await;
     assert_eq!(to_alexa.status, 302);
     let sealed_code = query(
         &url::Url::parse(to_alexa.header("location").unwrap()).unwrap(),
         "code",
     );
     let token = support::post(
-        &format!("{}/token", b.base),
+        &format!("{}/token", b.base()),
         &[("content-type", "application/x-www-form-urlencoded")],
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "authorization_code")
@@ -1134,7 +1040,7 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
     .await;
     assert_eq!(token.status, 400);
     assert_eq!(token.oauth_error(), "invalid_grant");
-    let line = b.wait_for("sealed code at /token refused");
+    let line = b.expect_line("sealed code at /token refused");
     assert!(line.contains(" INFO "), "{line}");
     assert!(
         line.contains(r#"verdict="tampered_or_wrong_key""#),
@@ -1144,17 +1050,17 @@ async fn replicas_without_a_shared_state_key_say_so_at_info_without_a_secret() {
         line.contains("replicas must share --state-key (BRIDGE_STATE_KEY)"),
         "{line}"
     );
-    b.wait_for("token exchange");
+    b.expect_line("token exchange");
 
     // A replayed state is named as such at its replica.
     let mut a = a;
-    let again = get(&callback(&a.base)).await;
+    let again = get(&callback(a.base())).await;
     assert_eq!(again.status, 400);
-    let line = a.wait_for("state at /callback refused");
+    let line = a.expect_line("state at /callback refused");
     assert!(line.contains("refused: already used"), "{line}");
     assert!(line.contains(r#"verdict="replayed""#), "{line}");
 
-    let log = format!("{}\n{}", a.log.join("\n"), b.log.join("\n"));
+    let log = format!("{}\n{}", a.log().join("\n"), b.log().join("\n"));
     assert_no_sentinel(&log);
     assert!(!log.contains(&state), "the sealed state was logged");
     assert!(

@@ -171,7 +171,7 @@ async fn the_example_serves_https_and_http2_with_a_given_certificate() {
     let pki = TestPki::new();
     let (cert, key) = pki.write_leaf();
     // Port 0, read back from the bridge's log (a probed port could be taken meanwhile).
-    let mut spawned = testkit::process::spawn_bridge(
+    let mut bridge = testkit::process::BridgeProcess::start(
         std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
             .args(["--listen", "127.0.0.1:0"])
             .arg("--tls-cert")
@@ -181,7 +181,7 @@ async fn the_example_serves_https_and_http2_with_a_given_certificate() {
             .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::null()),
     );
-    let port = spawned.addr.rsplit(':').next().unwrap().to_string();
+    let port = bridge.addr().rsplit(':').next().unwrap().to_string();
 
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config_with_roots(pki.roots()))
@@ -197,8 +197,7 @@ async fn the_example_serves_https_and_http2_with_a_given_certificate() {
         .body(Full::new(Bytes::from_static(EXCHANGE.as_bytes())))
         .unwrap();
     let response = client.request(request).await;
-    let _ = spawned.child.kill();
-    let _ = spawned.child.wait();
+    bridge.kill();
     let response = response.unwrap_or_else(|e| panic!("no HTTPS answer: {e:?}"));
     assert_eq!(response.version(), Version::HTTP_2);
     assert_eq!(response.status(), 200);
