@@ -36,11 +36,7 @@ async fn whole_flow(provider: Provider, force_pkce: bool) {
     // oidc-provider needs the callback under it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bridge_url = format!("http://{}", listener.local_addr().unwrap());
-    let callback = format!("{bridge_url}/callback");
-    let node =
-        tokio::task::spawn_blocking(move || OidcProvider::start(&callback, CLIENT_SECRET, false))
-            .await
-            .unwrap();
+    let node = OidcProvider::start_for(&listener, CLIENT_SECRET, false).await;
     let oidc = node.issuer().to_string();
 
     let authorize = AuthorizeRedirect::builder()

@@ -86,6 +86,20 @@ impl OidcProvider {
         panic!("oidc-provider did not start");
     }
 
+    /// [`start`](Self::start) from async code (on a blocking thread), for the callback of a
+    /// bridge whose listener `listener` is already bound: `{http://addr}/callback`.
+    pub async fn start_for(
+        listener: &tokio::net::TcpListener,
+        client_secret: &str,
+        rotate: bool,
+    ) -> Self {
+        let callback = format!("http://{}/callback", listener.local_addr().expect("bound"));
+        let secret = client_secret.to_string();
+        tokio::task::spawn_blocking(move || OidcProvider::start(&callback, &secret, rotate))
+            .await
+            .expect("oidc-provider's start does not panic")
+    }
+
     /// `http://127.0.0.1:PORT`: its endpoints are `/auth` and `/token` under it.
     pub fn issuer(&self) -> &str {
         &self.issuer

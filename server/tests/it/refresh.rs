@@ -518,11 +518,7 @@ async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobo
     const ALEXA: &str = "https://layla.amazon.com/api/skill/link/M3BVP74N95SP1F";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bridge_url = format!("http://{}", listener.local_addr().unwrap());
-    let callback = format!("{bridge_url}/callback");
-    let node =
-        tokio::task::spawn_blocking(move || OidcProvider::start(&callback, CLIENT_SECRET, true))
-            .await
-            .unwrap();
+    let node = OidcProvider::start_for(&listener, CLIENT_SECRET, true).await;
     let oidc = node.issuer().to_string();
     let delay = Arc::new(Mutex::new(Duration::ZERO));
     let proxy = delaying_proxy(format!("{oidc}/token"), delay.clone()).await;
