@@ -289,7 +289,10 @@ where
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
     match format {
-        LogFormat::Text => builder.init(),
+        // `Full`, with the per-exchange line written without `core::fmt` (same bytes).
+        LogFormat::Text => builder
+            .event_format(crate::logs::text::TextFormat::default())
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

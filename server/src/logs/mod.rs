@@ -9,6 +9,8 @@
 //! writer. Lines reach stderr at most about [`BATCH_WINDOW`] late; [`FlushOnDrop`] writes what
 //! is left when the process ends normally.
 
+pub mod text;
+
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
