@@ -44,7 +44,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     // Environment only: clap reads every `BRIDGE_*` variable, and no flag can be passed.
     let args = Args::parse_from(["lambda"]);
-    config::init_lambda_logs(args.log_format);
+    account_link_bridge_server::logs::init_lambda_logs(args.log_format);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,7 +9,10 @@
 //! writer. Lines reach stderr at most about [`BATCH_WINDOW`] late; [`FlushOnDrop`] writes what
 //! is left when the process ends normally.
 
+mod setup;
 pub mod text;
+
+pub use setup::{init_lambda_logs, install_logs, is_lambda_runtime_payload, log_filter};
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -27,7 +30,7 @@ pub const MAX_BUFFERED: usize = 1 << 20;
 /// until the process ends: dropping it writes what is still buffered.
 pub fn init(format: crate::config::LogFormat, trace_exchanges: bool) -> FlushOnDrop {
     let (sink, guard) = BatchedStderr::start();
-    crate::config::install_logs(format, crate::config::log_filter(trace_exchanges), sink);
+    install_logs(format, log_filter(trace_exchanges), sink);
     guard
 }
 
