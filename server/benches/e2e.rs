@@ -26,7 +26,7 @@
 //! present); anything else is counted as an error. Each round is bounded in time.
 
 use std::convert::Infallible;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,9 +72,18 @@ fn listen_addr() -> SocketAddr {
         .expect("E2E_LISTEN is an address")
 }
 
+/// Binds `addr` (port 0: one the system chooses) and prints `listening on ADDR` on stdout, for
+/// the harness to read.
+async fn bind_and_report(addr: SocketAddr) -> TcpListener {
+    let listener = TcpListener::bind(addr).await.expect("the server listens");
+    let local = listener.local_addr().expect("a bound address");
+    println!("listening on {local}");
+    listener
+}
+
 /// The Salesforce-like upstream: reads the request, answers the canned JSON.
 async fn run_upstream(addr: SocketAddr) {
-    let listener = TcpListener::bind(addr).await.expect("upstream listens");
+    let listener = bind_and_report(addr).await;
     let service = service_fn(|request: Request<serve::RequestBody>| async move {
         let _ = request.into_body().collect().await;
         let mut response =
@@ -98,7 +107,7 @@ async fn run_upstream(addr: SocketAddr) {
 /// The bare passthrough proxy: buffers the request, forwards it through the same pooled client
 /// the bridge uses, relays the answer. No parsing, no rewriting.
 async fn run_passthrough(addr: SocketAddr, upstream: String) {
-    let listener = TcpListener::bind(addr).await.expect("passthrough listens");
+    let listener = bind_and_report(addr).await;
     let upstream = Upstream::new(upstream.parse().expect("a valid upstream URL"));
     let service = service_fn(move |request: Request<serve::RequestBody>| {
         let mut upstream = upstream.clone();
@@ -123,9 +132,38 @@ async fn run_passthrough(addr: SocketAddr, upstream: String) {
     .await;
 }
 
-/// A free loopback port (bound, then released for the child to bind).
+/// Spawns one of this binary's servers on port 0 and reads the address it reports on stdout
+/// (`listening on ADDR`); its later output is read and dropped, so it never blocks on a full
+/// pipe. A port the harness probed and released could be taken by another process before the
+/// child binds it; a port the child chose cannot.
+fn spawn_reporting(command: &mut Command) -> (Child, SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a server process starts");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.parse::<SocketAddr>().expect("an address"));
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server says where it listens within 30 s");
+    (child, addr)
+}
+
+/// A loopback port free a moment ago, for the bridge: its log goes to `/dev/null` as measured,
+/// so it cannot report a port of its own choosing. Probed only once the other servers listen,
+/// so nothing of the harness can take it before the bridge binds it.
 fn free_port() -> SocketAddr {
-    StdListener::bind("127.0.0.1:0")
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
 }
@@ -339,8 +377,6 @@ async fn run_load() {
         .filter_map(|c| c.trim().parse().ok())
         .collect();
     let bridge_log = std::env::var("E2E_BRIDGE_LOG").unwrap_or_else(|_| "info".into());
-    // Every request carries the same code: with refresh records (the default) every exchange
-    // after the first is a replay answered from the record, without an upstream call.
     // The load repeats one code: with refresh records on, every exchange after the first would
     // be a replay answered from the record. Code exchanges are measured unless told otherwise.
     let bridge_args =
@@ -348,40 +384,42 @@ async fn run_load() {
 
     let bridge_binary = bridge_binary();
     let exe = std::env::current_exe().expect("the bench binary's path");
-    let (upstream_addr, passthrough_addr, bridge_addr) = (free_port(), free_port(), free_port());
-    let upstream_url = format!("http://{upstream_addr}{TOKEN_PATH}");
+    let any_port = "127.0.0.1:0";
     let mut children = Children(Vec::new());
-    let spawn = |command: &mut Command| {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("a server process starts")
-    };
-    children.0.push(spawn(
+    let (upstream, upstream_addr) = spawn_reporting(
         Command::new(&exe)
             .env("E2E_ROLE", "upstream")
-            .env("E2E_LISTEN", upstream_addr.to_string()),
-    ));
-    children.0.push(spawn(
+            .env("E2E_LISTEN", any_port),
+    );
+    children.0.push(upstream);
+    let upstream_url = format!("http://{upstream_addr}{TOKEN_PATH}");
+    let (passthrough, passthrough_addr) = spawn_reporting(
         Command::new(&exe)
             .env("E2E_ROLE", "passthrough")
-            .env("E2E_LISTEN", passthrough_addr.to_string())
+            .env("E2E_LISTEN", any_port)
             .env("E2E_UPSTREAM", &upstream_url),
-    ));
-    children.0.push(spawn(
+    );
+    children.0.push(passthrough);
+    let bridge_addr = free_port();
+    children.0.push(
         Command::new(&bridge_binary)
             .args(["--listen", &bridge_addr.to_string()])
             .args(["--upstream-token-url", &upstream_url])
             .args(bridge_args.split_whitespace())
-            .env("RUST_LOG", &bridge_log),
-    ));
+            .env("RUST_LOG", &bridge_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the bridge starts"),
+    );
+    wait_listening(bridge_addr).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if let Ok(Some(status)) = children.0[2].try_wait() {
+        panic!("the bridge exited ({status}): {bridge_addr} was taken meanwhile; run again");
+    }
     let passthrough_pid = children.0[1].id();
     let bridge_pid = children.0[2].id();
-    for addr in [upstream_addr, passthrough_addr, bridge_addr] {
-        wait_listening(addr).await;
-    }
 
     println!(
         "e2e: {rounds} rounds of {secs} s per target, alternating; connections {connection_counts:?}; bridge log level {bridge_log}"
