@@ -20,27 +20,29 @@ impl RedisServer {
     /// and another port is tried otherwise.
     pub fn start() -> Self {
         start_until_bound(|port| {
-            let mut child = Command::new("redis-server")
+            let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server is installed (.ci/run installs it)");
-            let mut server = None;
+            // Owned (killed when dropped) from here on, whichever way this attempt ends.
+            let mut server = RedisServer { child, port };
+            let mut listening = false;
             for _ in 0..500 {
-                if let Ok(Some(status)) = child.try_wait() {
+                if let Ok(Some(status)) = server.child.try_wait() {
                     return Err(format!("redis-server exited on port {port}: {status}"));
                 }
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    server = Some(RedisServer { child, port });
+                    listening = true;
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            let Some(server) = server else {
+            if !listening {
                 return Err(format!("redis-server did not listen on {port} within 5 s"));
-            };
+            }
             // Not through `cli` (`--no-raw` would print the answer as one quoted string).
             let info = Command::new("redis-cli")
                 .args(["-p", &port.to_string(), "INFO", "server"])
