@@ -562,9 +562,6 @@ async fn connections_past_the_cap_are_closed_at_accept_and_the_slot_comes_back()
         "--header-read-timeout",
         "30",
     ]);
-    // The start-up probe's connection may still hold its slot for a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(TcpStream::connect(&bridge.addr).await.unwrap());

@@ -58,34 +58,10 @@ async fn whole_flow(provider: Provider, force_pkce: bool) {
 
     // Alexa's app opens the authorization URI.
     let mut browser = Browser::default();
-    let authorize_url = format!(
-        "{bridge_url}/authorize?{}",
-        serde_urlencoded::to_string([
-            ("state", "alexa-state-42"),
-            ("client_id", "alexa-bridge"),
-            ("response_type", "code"),
-            ("scope", "openid"),
-            ("redirect_uri", ALEXA),
-        ])
-        .unwrap()
-    );
-    let to_oidc = browser.request("GET", &authorize_url, None).await;
-    let to_oidc = to_oidc
-        .header("location")
-        .expect("redirected upstream")
-        .to_string();
+    let (to_oidc, to_alexa) = browser.link(&bridge_url, "alexa-state-42", ALEXA).await;
     assert!(to_oidc.starts_with(&format!("{oidc}/auth?")), "{to_oidc}");
     assert_eq!(query(&to_oidc)["code_challenge_method"], "S256");
-
-    // The real server's login and consent, then back to the bridge's callback.
-    let to_callback = browser
-        .walk(to_oidc, &format!("{bridge_url}/callback"))
-        .await;
-    let to_alexa = browser.request("GET", &to_callback, None).await;
-    let to_alexa = to_alexa
-        .header("location")
-        .expect("redirected to Alexa")
-        .to_string();
+    // The real server's login and consent, then back to the bridge's callback and on to Alexa.
     assert!(to_alexa.starts_with(ALEXA), "{to_alexa}");
     let back = query(&to_alexa);
     assert_eq!(back["state"], "alexa-state-42");

@@ -141,6 +141,44 @@ impl Browser {
         reply
     }
 
+    /// Alexa's side of a link through a bridge at `bridge_url` in front of oidc-provider: opens
+    /// the bridge's `/authorize` as Alexa's app does (`state`, client `alexa-bridge`, response
+    /// type `code`, scope `openid`, `redirect_uri`), walks oidc-provider's login and consent
+    /// back to the bridge's `/callback`, and follows that. Returns the bridge's redirect to
+    /// oidc-provider and its redirect to Alexa, for the caller to check.
+    pub async fn link(
+        &mut self,
+        bridge_url: &str,
+        state: &str,
+        redirect_uri: &str,
+    ) -> (String, String) {
+        let authorize_url = format!(
+            "{bridge_url}/authorize?{}",
+            serde_urlencoded::to_string([
+                ("state", state),
+                ("client_id", "alexa-bridge"),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("redirect_uri", redirect_uri),
+            ])
+            .expect("a form")
+        );
+        let to_oidc = self.request("GET", &authorize_url, None).await;
+        let to_oidc = to_oidc
+            .header("location")
+            .expect("redirected upstream")
+            .to_string();
+        let to_callback = self
+            .walk(to_oidc.clone(), &format!("{bridge_url}/callback"))
+            .await;
+        let to_alexa = self.request("GET", &to_callback, None).await;
+        let to_alexa = to_alexa
+            .header("location")
+            .expect("redirected to Alexa")
+            .to_string();
+        (to_oidc, to_alexa)
+    }
+
     /// Follows redirects and posts the dev login and consent forms until the browser is sent to
     /// `stop` (a URL prefix); that URL.
     pub async fn walk(&mut self, mut url: String, stop: &str) -> String {

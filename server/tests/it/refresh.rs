@@ -539,22 +539,8 @@ async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobo
     support::serve_service_on(listener, bridge);
 
     let mut browser = Browser::default();
-    let authorize_url = format!(
-        "{bridge_url}/authorize?{}",
-        serde_urlencoded::to_string([
-            ("state", "alexa-state"),
-            ("client_id", "alexa-bridge"),
-            ("response_type", "code"),
-            ("scope", "openid"),
-            ("redirect_uri", ALEXA),
-        ])
-        .unwrap()
-    );
-    let to_oidc = browser.request("GET", &authorize_url, None).await;
-    let to_oidc = to_oidc.header("location").unwrap().to_string();
-    let to_callback = browser.walk(to_oidc, &callback_prefix(&bridge_url)).await;
-    let to_alexa = browser.request("GET", &to_callback, None).await;
-    let code = query(to_alexa.header("location").unwrap())["code"].clone();
+    let (_, to_alexa) = browser.link(&bridge_url, "alexa-state", ALEXA).await;
+    let code = query(&to_alexa)["code"].clone();
 
     let token_url = format!("{bridge_url}/token");
     let form = |pairs: &[(&str, &str)]| {
@@ -621,10 +607,6 @@ async fn against_oidc_provider_rotating_a_late_refresh_and_a_hang_up_unlink_nobo
     assert_eq!(reuse.oauth_error(), "invalid_grant");
     let dead = support::post(&format!("{plain}/token"), &[FORM], oidc_refresh(&r4)).await;
     assert_eq!(dead.oauth_error(), "invalid_grant");
-}
-
-fn callback_prefix(bridge_url: &str) -> String {
-    format!("{bridge_url}/callback")
 }
 
 // ---------------------------------------------------------------------------------------------
