@@ -1,13 +1,22 @@
 //! The `bridge` binary as a child process, listening on a port it chose itself.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 /// What the bridge logs (at INFO, target `bridge`) once it listens: `bridge serving POST
 /// http://127.0.0.1:PORT/token`.
 const SERVING: &str = "bridge serving POST ";
+
+/// Why a bridge did not start serving.
+#[derive(Debug)]
+pub struct NotServing {
+    /// Its exit status when it exited; `None` when it fell silent for 30 s (it is killed).
+    pub status: Option<ExitStatus>,
+    /// Everything it wrote to stderr, one line per line.
+    pub log: String,
+}
 
 /// A running bridge whose stderr is read line by line as it comes; killed when dropped.
 pub struct BridgeProcess {
@@ -23,8 +32,8 @@ impl BridgeProcess {
     /// waits up to 30 s for the line that says where it serves. Port 0 is chosen by the bridge
     /// itself, so no other test can take it between a probe and the bind.
     ///
-    /// `Err` holds the log when the bridge exited (or said nothing for 30 s) before serving.
-    pub fn spawn(command: &mut Command) -> Result<BridgeProcess, String> {
+    /// `Err` when the bridge exited (or said nothing for 30 s) before serving.
+    pub fn spawn(command: &mut Command) -> Result<BridgeProcess, NotServing> {
         let mut child = command
             .stderr(Stdio::piped())
             .spawn()
@@ -45,7 +54,19 @@ impl BridgeProcess {
             log: Vec::new(),
         };
         let Some(serving) = bridge.wait_for(SERVING) else {
-            return Err(bridge.log.join("\n"));
+            // Its stderr closed: it exited (or is exiting), so waiting for it is short.
+            let exited = matches!(
+                bridge.lines.try_recv(),
+                Err(mpsc::TryRecvError::Disconnected)
+            );
+            return Err(NotServing {
+                status: if exited {
+                    bridge.child.wait().ok()
+                } else {
+                    None
+                },
+                log: bridge.log.join("\n"),
+            });
         };
         let url: String = serving
             .split(SERVING)
@@ -63,8 +84,12 @@ impl BridgeProcess {
 
     /// Like [`spawn`](Self::spawn), panicking with the log when the bridge does not start.
     pub fn start(command: &mut Command) -> BridgeProcess {
-        Self::spawn(command)
-            .unwrap_or_else(|log| panic!("the bridge did not start serving:\n{log}"))
+        Self::spawn(command).unwrap_or_else(|failed| {
+            panic!(
+                "the bridge did not start serving ({:?}):\n{}",
+                failed.status, failed.log
+            )
+        })
     }
 
     /// `http://127.0.0.1:PORT` (or `https://`).

@@ -872,8 +872,8 @@ async fn the_bridge_example_traces_and_counts_on_its_admin_port_without_leaking_
         );
         match started {
             Ok(bridge) => Ok((bridge, admin)),
-            Err(log) if log.contains("cannot serve metrics") => Err(log),
-            Err(log) => panic!("the bridge did not start:\n{log}"),
+            Err(failed) if failed.log.contains("cannot serve metrics") => Err(failed.log),
+            Err(failed) => panic!("the bridge did not start:\n{}", failed.log),
         }
     });
     let base = bridge.base().to_string();

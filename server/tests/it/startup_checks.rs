@@ -2,6 +2,7 @@
 //! plain words, and a certificate near its end is noticed.
 
 use testkit as support;
+use testkit::process::{BridgeProcess, NotServing};
 
 use account_link_bridge_server::{checks, config};
 
@@ -127,27 +128,24 @@ fn a_certificate_near_or_past_its_end_is_noticed() {
 /// Runs the `bridge` binary with `args` (and `RUST_LOG=info`) until it exits or has started
 /// serving; returns its exit status if it exited, and everything it wrote to stderr by then.
 pub(crate) fn start_bridge(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    for line in stderr.lines().map_while(Result::ok) {
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("bridge serving POST") {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (None, seen);
+    let started = BridgeProcess::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null()),
+    );
+    match started {
+        // Dropped here: killed once it has said where it serves.
+        Ok(bridge) => (None, bridge.log().join("\n")),
+        Err(NotServing {
+            status: Some(status),
+            log,
+        }) => (Some(status), log),
+        Err(NotServing { status: None, log }) => {
+            panic!("the bridge neither served nor exited within 30 s:\n{log}")
         }
     }
-    (Some(child.wait().unwrap()), seen)
 }
 
 /// Starts the bridge, which must come up, and returns its log.
@@ -277,19 +275,21 @@ fn an_implicit_grant_without_an_authorization_url_is_refused() {
 fn a_listener_on_every_interface_never_becomes_the_public_url() {
     let pki = support::TestPki::new();
     let (cert, key) = pki.write_leaf();
-    let port = {
-        let probe = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let listen = format!("0.0.0.0:{port}");
+    // Port 0: the port the bridge chose is read from its serving line.
+    let listen = "0.0.0.0:0";
     let log = started(&[
         "--listen",
-        &listen,
+        listen,
         "--tls-cert",
         cert.to_str().unwrap(),
         "--tls-key",
         key.to_str().unwrap(),
     ]);
+    let port = log
+        .split("bridge serving POST https://0.0.0.0:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("{log}"));
     let public = format!("https://localhost:{port}");
     // The callback the upstream is told about is the derived name, never 0.0.0.0.
     assert!(
