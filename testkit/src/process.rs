@@ -107,6 +107,11 @@ impl BridgeProcess {
         self.child.id()
     }
 
+    /// The child itself (its stdout, if piped; waiting for its exit).
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
     /// Every stderr line read so far.
     pub fn log(&self) -> &[String] {
         &self.log

@@ -4,56 +4,39 @@
 use testkit as support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use account_link_bridge::PackedToken;
+use support::process::BridgeProcess;
 use support::{post, FakeUpstream};
 
 struct Bridge {
-    child: Child,
+    process: BridgeProcess,
     stdout_lines: Vec<String>,
     base: String,
 }
 
 impl Bridge {
-    /// Starts the example and waits for it to print where it serves.
+    /// Starts the example and waits for it to log where it serves.
     fn start(args: &[&str]) -> Bridge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bridge"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut base = None;
-        while base.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the bridge logs its address");
-            if let Some(rest) = line.split("bridge serving POST ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap();
-                base = Some(url.trim_end_matches("/token").to_string());
-            }
-        }
-        std::thread::spawn(move || for _ in rx {});
+        let process = BridgeProcess::start(
+            Command::new(env!("CARGO_BIN_EXE_bridge"))
+                .args(["--listen", "127.0.0.1:0"])
+                .args(args)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::piped()),
+        );
+        let base = process.base().to_string();
         Bridge {
-            child,
+            process,
             stdout_lines: Vec::new(),
-            base: base.unwrap(),
+            base,
         }
     }
 
     fn read_stdout_until_blank_after_curl(&mut self) {
-        let stdout = BufReader::new(self.child.stdout.take().unwrap());
+        let stdout = BufReader::new(self.process.child_mut().stdout.take().unwrap());
         let mut seen_curl = false;
         for line in stdout.lines().map_while(Result::ok) {
             seen_curl |= line.contains("curl");
@@ -67,17 +50,11 @@ impl Bridge {
 
     fn terminate(&mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.process.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.process.child_mut().wait().unwrap()
     }
 }
 
